@@ -1,0 +1,43 @@
+import {Command, Errors, Flags} from '@oclif/core'
+import {ExitCode, PmemlabError} from './errors.js'
+import {log, setVerbose} from './log.js'
+
+/**
+ * Shared behaviour of every pmemlab command: --verbose, and errors shown as one line on stderr
+ * with the documented exit code instead of a stack trace.
+ */
+export abstract class PmemlabCommand extends Command {
+  static override baseFlags = {
+    verbose: Flags.boolean({char: 'v', description: 'echo every external command and show more progress', helpGroup: 'GLOBAL'}),
+  }
+
+  protected override async init(): Promise<void> {
+    await super.init()
+    if (this.argv.includes('--verbose') || this.argv.includes('-v')) setVerbose(true)
+  }
+
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
+    if (error instanceof PmemlabError) {
+      log.error(error.oneLine())
+      process.exitCode = error.exitCode
+      return
+    }
+    if (error instanceof Errors.ExitError) {
+      process.exitCode = error.oclif.exit ?? 0
+      return
+    }
+    // oclif's own flag and argument errors are usage errors.
+    if (error.oclif?.exit === 2 || /flag|argument|Expected|Missing|Unexpected/i.test(error.message)) {
+      log.error(`${error.message.split('\n')[0]}: see pmemlab ${this.id?.replaceAll(':', ' ') ?? ''} --help`)
+      process.exitCode = ExitCode.usage
+      return
+    }
+    log.error(`${error.message}${process.env.PMEMLAB_VERBOSE === '1' ? `\n${error.stack}` : ''}`)
+    process.exitCode = ExitCode.failure
+  }
+
+  /** One JSON document on stdout. */
+  protected printJson(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+  }
+}

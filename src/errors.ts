@@ -1,0 +1,38 @@
+/**
+ * Exit codes are part of pmemlab's interface: scripts and CI branch on them.
+ * The README documents the same table.
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1, // a guest check or test failed, or an unexpected error
+  usage: 2, // bad flags or input: fix the command line
+  missingDependency: 3, // QEMU, mmdebstrap, a kernel... is not installed
+  notFound: 4, // the named VM, kernel or image does not exist
+  conflict: 5, // the name is taken, or a resource is in use
+  bootFailed: 6, // the lab could not start: QEMU exited or the guest never answered
+  interrupted: 130, // SIGINT/SIGTERM: everything was cleaned up
+} as const
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** An error meant for the user: one line saying what is wrong and how to fix it. */
+export class PmemlabError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.failure,
+    readonly hint?: string,
+  ) {
+    super(message)
+    this.name = 'PmemlabError'
+  }
+
+  /** The single line shown on stderr. */
+  oneLine(): string {
+    return this.hint ? `${this.message}: ${this.hint}` : this.message
+  }
+}
+
+export const usageError = (message: string, hint?: string) => new PmemlabError(message, ExitCode.usage, hint)
+export const missingDependency = (message: string, hint?: string) =>
+  new PmemlabError(message, ExitCode.missingDependency, hint)
+export const notFound = (message: string, hint?: string) => new PmemlabError(message, ExitCode.notFound, hint)
