@@ -1,0 +1,34 @@
+import {Args, Flags} from '@oclif/core'
+import {PmemlabCommand} from '../../command.js'
+import {buildImage} from '../../image.js'
+import {humanSize} from '../../size.js'
+
+export default class ImageBuild extends PmemlabCommand {
+  static override summary = 'Build a guest image from its recipe (images/NAME/recipe.yaml)'
+  static override description =
+    'Runs mmdebstrap and mkfs.ext4 and keeps the result in the cache, keyed by a hash of the recipe and the guest files. ' +
+    'An image that is already built is reused unless --force is given. Tool output goes to build.log next to the image.'
+  static override args = {
+    name: Args.string({description: 'recipe name', default: 'debian-12', required: false}),
+  }
+  static override flags = {
+    force: Flags.boolean({description: 'rebuild even when the image is already built'}),
+  }
+  static override examples = ['<%= config.bin %> image build', '<%= config.bin %> image build debian-12 --force']
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(ImageBuild)
+    // Ctrl-C or SIGTERM stops mmdebstrap and removes the partial build.
+    const controller = new AbortController()
+    const abort = () => controller.abort()
+    process.once('SIGINT', abort)
+    process.once('SIGTERM', abort)
+    try {
+      const image = await buildImage(args.name ?? 'debian-12', {force: flags.force, signal: controller.signal})
+      process.stdout.write(`${image.name} ${image.hash.slice(0, 12)} ${humanSize(image.sizeBytes)} ${image.path}\n`)
+    } finally {
+      process.off('SIGINT', abort)
+      process.off('SIGTERM', abort)
+    }
+  }
+}

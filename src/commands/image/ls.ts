@@ -1,0 +1,26 @@
+import {Flags} from '@oclif/core'
+import {PmemlabCommand} from '../../command.js'
+import {listImages} from '../../image.js'
+import {log} from '../../log.js'
+import {humanSize} from '../../size.js'
+import {renderTable} from '../../table.js'
+
+export default class ImageLs extends PmemlabCommand {
+  static override summary = 'List the built guest images'
+  static override flags = {json: Flags.boolean({description: 'print one JSON document'})}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(ImageLs)
+    const images = await listImages()
+    if (flags.json) {
+      this.printJson(images)
+      return
+    }
+    if (images.length === 0) {
+      log.info('no images built yet: run pmemlab image build')
+      return
+    }
+    const rows = images.map((image) => [image.name, image.hash.slice(0, 12), humanSize(image.sizeBytes), image.builtAt, image.path])
+    process.stdout.write(renderTable(['NAME', 'HASH', 'SIZE', 'BUILT', 'PATH'], rows))
+  }
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {test} from 'node:test'
+import {PmemlabError} from '../../src/errors.js'
+import {bzImagePayload, compareVersions, findDistroKernel, hasPvhNote, isStaticElf, readBootHeader, resolveKernel} from '../../src/kernel.js'
+
+test('compareVersions sorts kernel versions like sort -V', () => {
+  const versions = ['6.1.0-9-amd64', '6.12.10-amd64', '6.1.0-56-amd64', '5.10.0-30-amd64', '6.1.0-10-amd64']
+  assert.deepEqual([...versions].sort(compareVersions), ['5.10.0-30-amd64', '6.1.0-9-amd64', '6.1.0-10-amd64', '6.1.0-56-amd64', '6.12.10-amd64'])
+  assert.equal(compareVersions('6.1', '6.1'), 0)
+})
+
+function fakeBzImage(version?: string): Buffer {
+  const image = Buffer.alloc(0x1000)
+  image.write('HdrS', 0x202, 'latin1')
+  image.writeUInt16LE(0x20f, 0x206)
+  if (version) {
+    image.writeUInt16LE(0x600, 0x20e)
+    image.write(`${version} (builder@host) #1 SMP\0`, 0x800, 'latin1')
+  }
+  return image
+}
+
+test('readBootHeader checks the HdrS magic and reads the version string', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pmemlab-kernel-'))
+  try {
+    writeFileSync(join(dir, 'bzImage'), fakeBzImage('6.1.192'))
+    assert.deepEqual(await readBootHeader(join(dir, 'bzImage')), {version: '6.1.192'})
+    writeFileSync(join(dir, 'plain'), fakeBzImage())
+    assert.deepEqual(await readBootHeader(join(dir, 'plain')), {})
+    writeFileSync(join(dir, 'vmlinux'), Buffer.from('\x7fELF not a bzImage'))
+    await assert.rejects(readBootHeader(join(dir, 'vmlinux')), (error: unknown) => error instanceof PmemlabError && error.exitCode === 2 && /not a bzImage/.test(error.message))
+    const kernel = await resolveKernel(join(dir, 'bzImage'))
+    assert.deepEqual(kernel, {
+      spec: join(dir, 'bzImage'),
+      version: '6.1.192',
+      kernel: join(dir, 'bzImage'),
+      kernelArgs: ['root=/dev/vda', 'rw', 'init=/sbin/pmemlab-init'],
+    })
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('resolveKernel names a missing kernel and says what to pass', async () => {
+  await assert.rejects(resolveKernel('/nonexistent/bzImage'), (error: unknown) => {
+    assert.ok(error instanceof PmemlabError)
+    assert.equal(error.exitCode, 4)
+    assert.equal(error.oneLine(), 'kernel "/nonexistent/bzImage" not found: pass --kernel distro or the path of a bzImage')
+    return true
+  })
+})
+
+test('findDistroKernel without an installed kernel points at linux-image-amd64', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pmemlab-boot-'))
+  const saved = {boot: process.env.PMEMLAB_BOOT_DIR, modules: process.env.PMEMLAB_MODULES_DIR}
+  try {
+    process.env.PMEMLAB_BOOT_DIR = dir
+    process.env.PMEMLAB_MODULES_DIR = join(dir, 'modules')
+    await assert.rejects(findDistroKernel(), (error: unknown) => error instanceof PmemlabError && error.exitCode === 4 && error.hint === 'apt-get install linux-image-amd64')
+    writeFileSync(join(dir, 'vmlinuz-6.1.0-9-amd64'), fakeBzImage())
+    await assert.rejects(findDistroKernel(), /no distro kernel with modules/)
+  } finally {
+    if (saved.boot === undefined) delete process.env.PMEMLAB_BOOT_DIR
+    else process.env.PMEMLAB_BOOT_DIR = saved.boot
+    if (saved.modules === undefined) delete process.env.PMEMLAB_MODULES_DIR
+    else process.env.PMEMLAB_MODULES_DIR = saved.modules
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('isStaticElf tells static busybox from a dynamic program', {skip: existsSync('/bin/busybox') ? false : 'no /bin/busybox'}, () => {
+  assert.equal(isStaticElf(Buffer.from('#!/bin/sh\n')), false)
+  assert.equal(isStaticElf(readFileSync('/bin/ls')), false)
+  // busybox-static is what the lab installs; the dynamic busybox package would fail this
+  assert.equal(isStaticElf(readFileSync('/bin/busybox')), true)
+})
+
+const distroVmlinuz = (() => {
+  try {
+    return readFileSync('/boot/vmlinuz-6.1.0-56-amd64')
+  } catch {
+    return undefined
+  }
+})()
+
+test('bzImagePayload finds the xz-compressed kernel of a Debian bzImage', {skip: distroVmlinuz ? false : 'no readable Debian 6.1 kernel'}, () => {
+  const payload = bzImagePayload(distroVmlinuz as Buffer)
+  assert.ok(payload)
+  assert.equal(payload.subarray(0, 6).toString('latin1'), '\xfd7zXZ\0')
+  assert.equal(bzImagePayload(Buffer.from('not a kernel')), undefined)
+})
+
+function elfWithNote(name: string, type: number): Buffer {
+  const elf = Buffer.alloc(200)
+  elf.write('\x7fELF', 0, 'latin1')
+  elf[4] = 2 // 64-bit
+  elf[5] = 1 // little-endian
+  elf.writeBigUInt64LE(64n, 0x20) // e_phoff
+  elf.writeUInt16LE(56, 0x36) // e_phentsize
+  elf.writeUInt16LE(1, 0x38) // e_phnum
+  elf.writeUInt32LE(4, 64) // PT_NOTE
+  elf.writeBigUInt64LE(120n, 64 + 8) // p_offset
+  elf.writeBigUInt64LE(24n, 64 + 32) // p_filesz
+  elf.writeUInt32LE(4, 120) // namesz
+  elf.writeUInt32LE(4, 124) // descsz
+  elf.writeUInt32LE(type, 128)
+  elf.write(`${name}\0`, 132, 'latin1')
+  return elf
+}
+
+test('hasPvhNote looks for the Xen PHYS32_ENTRY note', () => {
+  assert.equal(hasPvhNote(elfWithNote('Xen', 18)), true)
+  assert.equal(hasPvhNote(elfWithNote('Xen', 17)), false)
+  assert.equal(hasPvhNote(elfWithNote('GNU', 18)), false)
+  assert.equal(hasPvhNote(Buffer.from('not an elf')), false)
+})
