@@ -1,0 +1,30 @@
+import {Args, Flags} from '@oclif/core'
+import {PmemlabCommand} from '../command.js'
+import {usageError} from '../errors.js'
+import {log} from '../log.js'
+import {listRecords, runningRecord, stopVm} from '../vm.js'
+
+export default class Down extends PmemlabCommand {
+  static override summary = 'Power off a VM and delete its disposable files'
+  static override description = 'The guest is asked to power off through its agent; after --timeout seconds QEMU is told to quit, then killed. Backing files you named with SIZE:FILE are kept.'
+  static override examples = ['<%= config.bin %> down lab1', '<%= config.bin %> down --all']
+  static override args = {name: Args.string({description: 'VM name'})}
+  static override flags = {
+    all: Flags.boolean({description: 'stop every VM'}),
+    timeout: Flags.integer({description: 'seconds to wait for a graceful power-off', default: 20}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Down)
+    if (!args.name && !flags.all) throw usageError('name a VM or pass --all', 'see the running ones with: pmemlab ls')
+    if (args.name && flags.all) throw usageError('give either a VM name or --all, not both')
+    const records = flags.all ? (await listRecords()).map((r) => r.record) : [await runningRecord(args.name!)]
+    await Promise.all(
+      records.map(async (record) => {
+        const how = await stopVm(record, flags.timeout * 1000)
+        log.info(`${record.name}: ${how === 'gone' ? 'was no longer running; cleaned up' : `stopped (${how})`}`)
+        process.stdout.write(`${record.name}\n`)
+      }),
+    )
+  }
+}

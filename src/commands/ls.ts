@@ -1,0 +1,30 @@
+import {Flags} from '@oclif/core'
+import {PmemlabCommand} from '../command.js'
+import {formatSize} from '../size.js'
+import {renderTable} from '../table.js'
+import {listRecords, stopVm} from '../vm.js'
+
+export default class Ls extends PmemlabCommand {
+  static override summary = 'List VMs'
+  static override description = 'VMs whose QEMU has exited are cleaned up as they are found.'
+  static override flags = {json: Flags.boolean({description: 'print one JSON document'})}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Ls)
+    const running = []
+    for (const {record, running: alive} of await listRecords()) {
+      if (alive) running.push(record)
+      else await stopVm(record, 0)
+    }
+    if (flags.json) {
+      this.printJson(running)
+      return
+    }
+    if (running.length === 0) return
+    const rows = running.map((r) => {
+      const pmem = r.devices.map((d) => `${d.kind}:${formatSize(d.size)}${d.persistent ? '*' : ''}`).join(',')
+      return [r.name, String(r.pid), r.accel, r.mode, r.createdAt, pmem]
+    })
+    process.stdout.write(renderTable(['NAME', 'PID', 'ACCEL', 'MODE', 'STARTED', 'PMEM (* = kept file)'], rows))
+  }
+}

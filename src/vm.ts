@@ -1,0 +1,333 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {closeSync, openSync} from 'node:fs'
+import {mkdir, open, readFile, stat} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
+import {decideAccel, probeHostVirt, type AccelDecision, type AccelRequest} from './accel.js'
+import {ExitCode, PmemlabError, usageError} from './errors.js'
+import {execStreaming} from './guest.js'
+import {resolveImage, type ImageInfo} from './image.js'
+import {resolveKernel, type BootKernel} from './kernel.js'
+import {checkVmName, topologyRequest, type TopologyFlags} from './lab.js'
+import {log, shellQuote} from './log.js'
+import {GuestAgent, Qmp, sleep} from './monitor.js'
+import {processAlive, signalProcess, waitForExit} from './process.js'
+import {buildQemuCommand, type QemuCommand} from './qemu.js'
+import {humanSize} from './size.js'
+import {claimVmDir, listRecords, refuseTakenName, removeVmDir, runningRecord, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
+import {planTopology, type Layout} from './topology.js'
+import {qemuBinaryName, requireProgram, which} from './which.js'
+
+export type UpMode = 'detached' | 'interactive' | 'command'
+
+export interface UpRequest {
+  name?: string
+  kernel: string
+  image: string
+  topology: TopologyFlags
+  cpus: number
+  accel: AccelRequest
+  mode: UpMode
+  command?: string[]
+  append?: string[]
+  bootTimeoutMs: number
+}
+
+/** Everything needed to start one VM, computed before anything is created on disk. */
+export interface VmPlan {
+  name: string
+  dir: string
+  accel: AccelDecision
+  layout: Layout
+  kernel: BootKernel
+  image: ImageInfo
+  qemu: QemuCommand
+  devices: VmDevice[]
+}
+
+const DISPOSABLE = 'disposable'
+
+/**
+ * Validates the request and computes the exact QEMU command. Bad input fails here, before any
+ * file, directory or process exists. With dryRun the guest image is not built.
+ */
+export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {}): Promise<VmPlan> {
+  const name = checkVmName(request.name ?? `lab-${randomBytes(2).toString('hex')}`)
+  if (!options.dryRun) await refuseTakenName(name)
+  if (!Number.isInteger(request.cpus) || request.cpus < 1) throw usageError(`invalid --cpus ${request.cpus}`, 'give a whole number of at least 1')
+  const layout = planTopology(topologyRequest(request.topology))
+  await checkUserFiles(layout)
+  const binary = await requireProgram(qemuBinaryName(), 'qemu-system-x86')
+  const accel = decideAccel(request.accel, await probeHostVirt())
+  const kernel = await resolveKernel(request.kernel)
+  const image = await resolveImage(request.image, {build: !options.dryRun, planned: options.dryRun})
+  const dir = vmDir(name)
+  const disposable = (id: string) => join(dir, DISPOSABLE, `${id}.img`)
+  const nvdimmFiles = layout.nvdimms.map((d) => d.file ?? disposable(d.id))
+  const virtioPmemFiles = layout.virtioPmem.map((d) => d.file ?? disposable(d.id))
+  const qemu = buildQemuCommand({
+    binary,
+    name,
+    accel: accel.accel,
+    cpus: request.cpus,
+    layout,
+    kernel: kernel.kernel,
+    initrd: kernel.initrd,
+    kernelArgs: [
+      ...kernel.kernelArgs,
+      `pmemlab.name=${name}`,
+      `pmemlab.console=${request.mode === 'interactive' ? 'poweroff' : 'respawn'}`,
+      ...(request.append ?? []).flatMap((a) => a.split(/\s+/).filter(Boolean)),
+    ],
+    rootDisk: image.path,
+    nvdimmFiles,
+    virtioPmemFiles,
+    runDir: dir,
+    consoleLog: join(dir, 'console.log'),
+    console: request.mode === 'interactive' ? 'stdio' : 'socket',
+  })
+  const devices: VmDevice[] = [
+    ...layout.memmap.map((m, i) => ({kind: 'memmap' as const, id: `memmap${i}`, size: m.size, start: m.start, persistent: false})),
+    ...layout.nvdimms.map((d, i) => ({kind: 'nvdimm' as const, id: d.id, size: d.size, file: nvdimmFiles[i], persistent: d.file !== undefined})),
+    ...layout.virtioPmem.map((d, i) => ({kind: 'virtio-pmem' as const, id: d.id, size: d.size, file: virtioPmemFiles[i], persistent: d.file !== undefined})),
+  ]
+  return {name, dir, accel, layout, kernel, image, qemu, devices}
+}
+
+/**
+ * A user's backing file: its directory must exist (pmemlab creates no directories it would not
+ * remove), and an existing file must have the size asked for, because QEMU would refuse a smaller
+ * one and silently use only part of a larger one.
+ */
+async function checkUserFiles(layout: Layout): Promise<void> {
+  const files = [...layout.nvdimms, ...layout.virtioPmem].filter((d) => d.file !== undefined)
+  const seen = new Set<string>()
+  for (const device of files) {
+    const file = resolve(device.file!)
+    if (seen.has(file)) throw usageError(`backing file ${file} is given twice`, 'give each NVDIMM and virtio-pmem device its own file')
+    seen.add(file)
+    const dirStat = await stat(dirname(file)).catch(() => undefined)
+    if (!dirStat?.isDirectory()) throw usageError(`the directory of backing file ${file} does not exist`, `create it first: mkdir -p ${dirname(file)}`)
+    const fileStat = await stat(file).catch(() => undefined)
+    if (fileStat && !fileStat.isFile()) throw usageError(`backing file ${file} is not a regular file`, 'name a regular file (it is created when missing)')
+    if (fileStat && fileStat.size !== device.size) {
+      throw usageError(
+        `backing file ${file} holds ${humanSize(fileStat.size)} but ${humanSize(device.size)} was asked for`,
+        `ask for the file's size (${fileStat.size} bytes), or name a new file`,
+      )
+    }
+    device.file = file
+  }
+  for (const {record, running} of await listRecords()) {
+    const clash = running && record.devices.find((d) => d.persistent && d.file && seen.has(d.file))
+    if (clash) {
+      throw new PmemlabError(`backing file ${clash.file} is in use by VM "${record.name}"`, ExitCode.conflict, `stop it first: pmemlab down ${record.name}`)
+    }
+  }
+}
+
+export function dryRunText(plan: VmPlan): string {
+  return `${shellQuote([plan.qemu.binary, ...plan.qemu.argv])}\n# kernel command line: ${plan.qemu.kernelCmdline}\n`
+}
+
+/** A started VM: its record, and for foreground modes the QEMU child. */
+export interface StartedVm {
+  record: VmRecord
+  child?: ChildProcess
+}
+
+/** Creates the VM's directory and backing files and starts QEMU. */
+async function startVm(plan: VmPlan, mode: UpMode): Promise<StartedVm> {
+  await claimVmDir(plan.name)
+  try {
+    await mkdir(join(plan.dir, DISPOSABLE), {mode: 0o700})
+    for (const device of plan.devices) if (device.file) await createSparse(device.file, device.size)
+    const qemuLog = openSync(join(plan.dir, 'qemu.log'), 'w', 0o600)
+    let child: ChildProcess
+    try {
+      // Foreground QEMU must not outlive pmemlab even if pmemlab is killed with SIGKILL:
+      // setpriv asks the kernel to kill it when its parent dies (QEMU 7.2 has no such option).
+      const setpriv = mode === 'detached' ? undefined : await which('setpriv')
+      const [file, args] = setpriv
+        ? [setpriv, ['--pdeathsig', 'KILL', '--', plan.qemu.binary, ...plan.qemu.argv]]
+        : [plan.qemu.binary, plan.qemu.argv]
+      log.debug(`$ ${shellQuote([file, ...args])}`)
+      child = spawn(file, args, {
+        detached: mode === 'detached',
+        stdio: [mode === 'interactive' ? 'inherit' : 'ignore', mode === 'interactive' ? 'inherit' : 'ignore', qemuLog],
+      })
+    } finally {
+      closeSync(qemuLog)
+    }
+    await new Promise<void>((resolveSpawn, rejectSpawn) => {
+      child.once('spawn', resolveSpawn)
+      child.once('error', rejectSpawn)
+    })
+    const record: VmRecord = {
+      name: plan.name,
+      pid: child.pid!,
+      mode: mode === 'detached' ? 'detached' : 'foreground',
+      createdAt: new Date().toISOString(),
+      accel: plan.accel.accel,
+      machine: plan.layout.machine,
+      kernel: {spec: plan.kernel.spec, path: plan.kernel.kernel, version: plan.kernel.version},
+      image: {name: plan.image.name, hash: plan.image.hash},
+      dir: plan.dir,
+      sockets: plan.qemu.sockets,
+      consoleLog: join(plan.dir, 'console.log'),
+      devices: plan.devices,
+      argv: [plan.qemu.binary, ...plan.qemu.argv],
+      kernelCmdline: plan.qemu.kernelCmdline,
+    }
+    await writeRecord(record)
+    if (mode === 'detached') child.unref()
+    return {record, child: mode === 'detached' ? undefined : child}
+  } catch (error) {
+    await removeVmDir(plan.dir)
+    throw error
+  }
+}
+
+/** A sparse file of the given size; an existing file (a user's, already size-checked) is left alone. */
+async function createSparse(file: string, size: number): Promise<void> {
+  const handle = await open(file, 'wx', 0o600).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EEXIST') return undefined
+    throw error
+  })
+  if (!handle) return
+  try {
+    await handle.truncate(size)
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * Waits until the guest agent answers. Fails fast when QEMU exits (its own error, or the guest's
+ * last console lines, tell why) and after the boot timeout, so a hung guest never hangs pmemlab.
+ */
+export async function waitForAgent(record: VmRecord, timeoutMs: number): Promise<GuestAgent> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (!(await processAlive(record.pid))) throw await bootFailure(record, 'QEMU exited during boot')
+    if (Date.now() > deadline) throw await bootFailure(record, `the guest agent did not answer within ${timeoutMs / 1000} s`)
+    try {
+      return await GuestAgent.connect(record.sockets.qga, Math.min(2000, Math.max(200, deadline - Date.now())))
+    } catch {
+      await sleep(200)
+    }
+  }
+}
+
+async function bootFailure(record: VmRecord, what: string): Promise<PmemlabError> {
+  const qemuError = (await tail(join(record.dir, 'qemu.log'), 1)).trim()
+  const consoleTail = (await tail(record.consoleLog, 1)).trim()
+  const detail = qemuError ? `QEMU said: ${qemuError}` : consoleTail ? `last console line: ${consoleTail}` : 'the console stayed silent'
+  return new PmemlabError(`VM "${record.name}" failed to boot: ${what}; ${detail}`, ExitCode.bootFailed, 'run with --verbose and see the console log')
+}
+
+async function tail(file: string, lines: number): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text.replaceAll('\r', '').trimEnd().split('\n').slice(-lines).join('\n')
+}
+
+/**
+ * Stops a VM: the guest powers off through the agent (it syncs and unmounts), then QMP quit,
+ * then SIGKILL, each after a timeout. The VM's directory, with every disposable file, goes last.
+ */
+export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<'graceful' | 'forced' | 'killed' | 'gone'> {
+  const alive = () => processAlive(record.pid, record.sockets.qmp)
+  let how: 'graceful' | 'forced' | 'killed' | 'gone' = 'gone'
+  if (await alive()) {
+    how = 'graceful'
+    // A zero grace period (interrupts, failed boots) goes straight to QMP quit.
+    const agent = timeoutMs > 0 ? await GuestAgent.connect(record.sockets.qga, 3000).catch(() => undefined) : undefined
+    if (agent) {
+      // guest-shutdown has no reply on success: the guest is gone before it could send one.
+      await agent.execute('guest-shutdown', {mode: 'powerdown'}, 2000).catch(() => undefined)
+      agent.close()
+    }
+    if (!agent || !(await waitForExit(record.pid, timeoutMs, record.sockets.qmp))) {
+      how = 'forced'
+      const qmp = await Qmp.connect(record.sockets.qmp, 3000).catch(() => undefined)
+      await qmp?.execute('quit', undefined, 3000).catch(() => undefined)
+      qmp?.close()
+      if (!(await waitForExit(record.pid, 5000, record.sockets.qmp))) {
+        how = 'killed'
+        signalProcess(record.pid, 'SIGKILL')
+        await waitForExit(record.pid, 5000, record.sockets.qmp)
+      }
+    }
+  }
+  await removeVmDir(record.dir)
+  return how
+}
+
+export interface UpResult {
+  record: VmRecord
+  exitCode: number
+}
+
+/**
+ * `pmemlab up`. detached: returns once the agent answers. command: runs the command in the guest,
+ * then powers off. interactive: the console is the user's terminal until the guest powers off.
+ * In every mode an interrupt or error tears down QEMU and the VM directory.
+ */
+export async function up(request: UpRequest): Promise<UpResult> {
+  const plan = await planVm(request)
+  log.info(`starting ${plan.name} (${plan.accel.accel}${plan.accel.accel === 'tcg' && request.accel === 'auto' ? `: ${plan.accel.reason}` : ''})`)
+  const started = await startVm(plan, request.mode)
+  const {record} = started
+  let finished = false
+  const teardown = async () => {
+    if (finished) return
+    finished = true
+    if (started.child && started.child.exitCode === null) signalProcess(record.pid, 'SIGKILL')
+    await stopVm(record, 0)
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.warn(`${signal}: stopping ${record.name}`)
+    void teardown().finally(() => process.exit(ExitCode.interrupted))
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const signal of signals) process.on(signal, onSignal)
+  try {
+    if (request.mode === 'interactive') {
+      log.info(`console of ${record.name}: type "exit" or press Ctrl-A X to power off; log in ${record.consoleLog}`)
+      const code = await new Promise<number>((resolveExit) => started.child!.once('exit', (c) => resolveExit(c ?? 1)))
+      return {record, exitCode: code === 0 ? 0 : ExitCode.failure}
+    }
+    const agent = await waitForAgent(record, request.bootTimeoutMs)
+    if (request.mode === 'detached') {
+      agent.close()
+      finished = true
+      return {record, exitCode: 0}
+    }
+    try {
+      const exitCode = await execStreaming(agent, request.command!, {stdout: process.stdout, stderr: process.stderr})
+      return {record, exitCode}
+    } finally {
+      agent.close()
+    }
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal)
+    if (!finished) {
+      finished = true
+      await stopVm(record, request.mode === 'command' ? 20_000 : 0)
+    }
+  }
+}
+
+export async function execInVm(name: string, argv: string[], timeoutMs?: number): Promise<number> {
+  const record = await runningRecord(name)
+  const agent = await GuestAgent.connect(record.sockets.qga, 5000).catch(() => {
+    throw new PmemlabError(`the guest agent of VM "${name}" does not answer`, ExitCode.failure, `look at its console: pmemlab console ${name}`)
+  })
+  try {
+    return await execStreaming(agent, argv, {stdout: process.stdout, stderr: process.stderr, timeoutMs})
+  } finally {
+    agent.close()
+  }
+}
+
+export {listRecords, runningRecord}
