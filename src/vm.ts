@@ -5,7 +5,7 @@ import {mkdir, open, readFile, stat} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {decideAccel, probeHostVirt, type AccelDecision, type AccelRequest} from './accel.js'
 import {ExitCode, PmemlabError, usageError} from './errors.js'
-import {execStreaming} from './guest.js'
+import {execStreaming, type ExecOptions} from './guest.js'
 import {resolveImage, type ImageInfo} from './image.js'
 import {resolveKernel, type BootKernel} from './kernel.js'
 import {checkVmName, topologyRequest, type TopologyFlags} from './lab.js'
@@ -269,52 +269,138 @@ export interface UpResult {
 }
 
 /**
+ * A VM owned by this pmemlab process, for `up` and the commands built on it (test, matrix):
+ * booted until the guest agent answers, torn down on SIGINT/SIGTERM/SIGHUP and on stop().
+ */
+export class LabSession {
+  private done = false
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    log.warn(`${signal}: stopping ${this.record.name}`)
+    void this.stop(0).finally(() => process.exit(ExitCode.interrupted))
+  }
+
+  private constructor(
+    readonly record: VmRecord,
+    readonly agent: GuestAgent,
+  ) {}
+
+  /** Boots; detached VMs are started outside pmemlab's process group so they can outlive it. */
+  static async start(request: UpRequest): Promise<LabSession> {
+    const plan = await planVm(request)
+    announce(plan, request)
+    const {record} = await startVm(plan, request.mode)
+    const teardown = (signal: NodeJS.Signals) => {
+      log.warn(`${signal}: stopping ${record.name}`)
+      void stopVm(record, 0).finally(() => process.exit(ExitCode.interrupted))
+    }
+    for (const signal of SIGNALS) process.on(signal, teardown)
+    try {
+      const session = new LabSession(record, await waitForAgent(record, request.bootTimeoutMs))
+      for (const signal of SIGNALS) process.on(signal, session.onSignal)
+      return session
+    } catch (error) {
+      await stopVm(record, 0)
+      throw error
+    } finally {
+      for (const signal of SIGNALS) process.off(signal, teardown)
+    }
+  }
+
+  /** Runs a command in the guest with live output; resolves to its exit status. */
+  exec(argv: string[], options: Partial<ExecOptions> = {}): Promise<number> {
+    return execStreaming(this.agent, argv, {stdout: process.stdout, stderr: process.stderr, ...options})
+  }
+
+  /** Copies a file into the guest through the agent. */
+  async writeFile(guestPath: string, content: Buffer, mode = 0o644): Promise<void> {
+    const handle = await this.agent.execute<number>('guest-file-open', {path: guestPath, mode: 'w'})
+    try {
+      for (let offset = 0; offset < content.length || offset === 0; offset += FILE_CHUNK) {
+        const chunk = content.subarray(offset, offset + FILE_CHUNK)
+        await this.agent.execute('guest-file-write', {handle, 'buf-b64': chunk.toString('base64')})
+        if (content.length === 0) break
+      }
+    } finally {
+      await this.agent.execute('guest-file-close', {handle})
+    }
+    await this.agent.run(['/bin/chmod', mode.toString(8), guestPath])
+  }
+
+  /** Pulls the plug: QMP quit, with no guest flush or unmount (the power-loss case). */
+  async powerCut(): Promise<void> {
+    const qmp = await Qmp.connect(this.record.sockets.qmp, 3000)
+    await qmp.execute('quit', undefined, 3000).catch(() => undefined)
+    qmp.close()
+    await waitForExit(this.record.pid, 10_000, this.record.sockets.qmp)
+    await this.stop(0)
+  }
+
+  /** Leaves the VM running (for --keep): it is then managed with pmemlab console/exec/down. */
+  async release(): Promise<void> {
+    this.finish()
+    await writeRecord({...this.record, mode: 'detached'})
+  }
+
+  /** Powers off (gracefully when gracePeriodMs > 0) and deletes the VM's directory. */
+  async stop(gracePeriodMs = 20_000): Promise<void> {
+    if (!this.finish()) return
+    await stopVm(this.record, gracePeriodMs)
+  }
+
+  private finish(): boolean {
+    if (this.done) return false
+    this.done = true
+    this.agent.close()
+    for (const signal of SIGNALS) process.off(signal, this.onSignal)
+    return true
+  }
+}
+
+/** Says once which accelerator runs the VM, and why TCG when the user left the choice to pmemlab. */
+function announce(plan: VmPlan, request: UpRequest): void {
+  const why = plan.accel.accel === 'tcg' && request.accel === 'auto' ? `: ${plan.accel.reason}` : ''
+  log.info(`starting ${plan.name} (${plan.accel.accel}${why})`)
+}
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+const FILE_CHUNK = 48 * 1024
+
+/**
  * `pmemlab up`. detached: returns once the agent answers. command: runs the command in the guest,
  * then powers off. interactive: the console is the user's terminal until the guest powers off.
  * In every mode an interrupt or error tears down QEMU and the VM directory.
  */
 export async function up(request: UpRequest): Promise<UpResult> {
-  const plan = await planVm(request)
-  log.info(`starting ${plan.name} (${plan.accel.accel}${plan.accel.accel === 'tcg' && request.accel === 'auto' ? `: ${plan.accel.reason}` : ''})`)
-  const started = await startVm(plan, request.mode)
-  const {record} = started
-  let finished = false
-  const teardown = async () => {
-    if (finished) return
-    finished = true
-    if (started.child && started.child.exitCode === null) signalProcess(record.pid, 'SIGKILL')
-    await stopVm(record, 0)
+  if (request.mode === 'interactive') return upInteractive(request)
+  const session = await LabSession.start(request)
+  if (request.mode === 'detached') {
+    await session.release()
+    return {record: session.record, exitCode: 0}
   }
+  try {
+    return {record: session.record, exitCode: await session.exec(request.command!)}
+  } finally {
+    await session.stop()
+  }
+}
+
+async function upInteractive(request: UpRequest): Promise<UpResult> {
+  const plan = await planVm(request)
+  announce(plan, request)
+  const {record, child} = await startVm(plan, 'interactive')
   const onSignal = (signal: NodeJS.Signals) => {
     log.warn(`${signal}: stopping ${record.name}`)
-    void teardown().finally(() => process.exit(ExitCode.interrupted))
+    signalProcess(record.pid, 'SIGKILL')
+    void stopVm(record, 0).finally(() => process.exit(ExitCode.interrupted))
   }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
-  for (const signal of signals) process.on(signal, onSignal)
+  for (const signal of SIGNALS) process.on(signal, onSignal)
   try {
-    if (request.mode === 'interactive') {
-      log.info(`console of ${record.name}: type "exit" or press Ctrl-A X to power off; log in ${record.consoleLog}`)
-      const code = await new Promise<number>((resolveExit) => started.child!.once('exit', (c) => resolveExit(c ?? 1)))
-      return {record, exitCode: code === 0 ? 0 : ExitCode.failure}
-    }
-    const agent = await waitForAgent(record, request.bootTimeoutMs)
-    if (request.mode === 'detached') {
-      agent.close()
-      finished = true
-      return {record, exitCode: 0}
-    }
-    try {
-      const exitCode = await execStreaming(agent, request.command!, {stdout: process.stdout, stderr: process.stderr})
-      return {record, exitCode}
-    } finally {
-      agent.close()
-    }
+    log.info(`console of ${record.name}: type "exit" or press Ctrl-A X to power off; log in ${record.consoleLog}`)
+    const code = await new Promise<number>((resolveExit) => child!.once('exit', (c) => resolveExit(c ?? 1)))
+    return {record, exitCode: code === 0 ? 0 : ExitCode.failure}
   } finally {
-    for (const signal of signals) process.off(signal, onSignal)
-    if (!finished) {
-      finished = true
-      await stopVm(record, request.mode === 'command' ? 20_000 : 0)
-    }
+    for (const signal of SIGNALS) process.off(signal, onSignal)
+    await stopVm(record, 0)
   }
 }
 
