@@ -117,6 +117,19 @@ export async function runningRecord(name: string): Promise<VmRecord> {
   return record
 }
 
+/**
+ * Removes the directories of VMs whose QEMU is gone (a pmemlab killed with SIGKILL cannot clean
+ * up after itself; its QEMU died with it through the parent-death signal). Returns the live ones.
+ */
+export async function reapStale(): Promise<VmRecord[]> {
+  const live = []
+  for (const {record, running} of await listRecords()) {
+    if (running) live.push(record)
+    else await removeVmDir(record.dir)
+  }
+  return live
+}
+
 export async function removeVmDir(dir: string): Promise<void> {
   await rm(dir, {recursive: true, force: true})
 }

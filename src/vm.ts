@@ -14,7 +14,7 @@ import {GuestAgent, Qmp, sleep} from './monitor.js'
 import {processAlive, signalProcess, waitForExit} from './process.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from './size.js'
-import {claimVmDir, listRecords, refuseTakenName, removeVmDir, runningRecord, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
+import {claimVmDir, listRecords, reapStale, refuseTakenName, removeVmDir, runningRecord, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
 import {planTopology, type Layout} from './topology.js'
 import {qemuBinaryName, requireProgram, which} from './which.js'
 
@@ -118,8 +118,8 @@ async function checkUserFiles(layout: Layout): Promise<void> {
     }
     device.file = file
   }
-  for (const {record, running} of await listRecords()) {
-    const clash = running && record.devices.find((d) => d.persistent && d.file && seen.has(d.file))
+  for (const record of await reapStale()) {
+    const clash = record.devices.find((d) => d.persistent && d.file && seen.has(d.file))
     if (clash) {
       throw new PmemlabError(`backing file ${clash.file} is in use by VM "${record.name}"`, ExitCode.conflict, `stop it first: pmemlab down ${record.name}`)
     }

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {PmemlabCommand} from '../command.js'
 import {formatSize} from '../size.js'
 import {renderTable} from '../table.js'
-import {listRecords, stopVm} from '../vm.js'
+import {reapStale} from '../state.js'
 
 export default class Ls extends PmemlabCommand {
   static override summary = 'List VMs'
@@ -11,11 +11,7 @@ export default class Ls extends PmemlabCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Ls)
-    const running = []
-    for (const {record, running: alive} of await listRecords()) {
-      if (alive) running.push(record)
-      else await stopVm(record, 0)
-    }
+    const running = await reapStale()
     if (flags.json) {
       this.printJson(running)
       return
