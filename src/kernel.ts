@@ -3,12 +3,13 @@ import {constants} from 'node:fs'
 import {access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
+import {gunzipSync} from 'node:zlib'
 import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from './errors.js'
 import {cpioNewc, parseModulesBuiltin, resolveModuleOrder, type CpioEntry} from './initramfs.js'
 import {run} from './exec.js'
 import {log} from './log.js'
 import {cacheDir, packageRoot} from './paths.js'
-import {which} from './which.js'
+import {requireProgram, which} from './which.js'
 
 /** What QEMU needs to boot a guest: -kernel, -initrd and the start of -append. */
 export interface BootKernel {
@@ -280,7 +281,10 @@ export async function buildDistroInitramfs(version: string, modulesDir: string):
     }
     throw error
   }
-  const modules = await Promise.all(shipped.map(async (path) => ({path, content: await readFile(join(modulesDir, path))})))
+  // busybox insmod cannot read zstd, and some distributions (Ubuntu) compress every module:
+  // ship them uncompressed under plain .ko names.
+  const modules = await Promise.all(shipped.map(async (path) => ({path: uncompressedName(path), content: await readModule(join(modulesDir, path))})))
+  order = order.map((path) => uncompressedName(path))
 
   const hash = createHash('sha256')
   hash.update(`pmemlab-initramfs-v2\0${version}\0${order.join('\n')}\0${shipped.join('\n')}\0`)
@@ -360,10 +364,24 @@ async function depmodIndexes(
   }
   const shipped = new Set(modules.map((module) => module.path))
   const subset = modulesDep
+    .replaceAll(/\.ko\.(xz|gz|zst)\b/g, '.ko')
     .split('\n')
     .filter((line) => shipped.has(line.slice(0, line.indexOf(':'))))
     .join('\n')
   return [{name: 'modules.dep', content: Buffer.from(`${subset}\n`)}]
+}
+
+const COMPRESSED_MODULE = /\.ko\.(xz|gz|zst)$/
+
+export const uncompressedName = (path: string) => path.replace(COMPRESSED_MODULE, '.ko')
+
+async function readModule(path: string): Promise<Buffer> {
+  const compression = COMPRESSED_MODULE.exec(path)?.[1]
+  if (!compression) return readFile(path)
+  if (compression === 'gz') return gunzipSync(await readFile(path))
+  const tool = compression === 'xz' ? await requireProgram('xz', 'xz-utils') : await requireProgram('zstd', 'zstd')
+  const result = await run(tool, ['-dc', path], {encoding: 'buffer', stripFinalNewline: false})
+  return Buffer.from(result.stdout)
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -117,3 +117,10 @@ test('hasPvhNote looks for the Xen PHYS32_ENTRY note', () => {
   assert.equal(hasPvhNote(elfWithNote('GNU', 18)), false)
   assert.equal(hasPvhNote(Buffer.from('not an elf')), false)
 })
+
+test('compressed module names map to the plain .ko shipped in the initramfs', async () => {
+  const {uncompressedName} = await import('../../src/kernel.js')
+  assert.equal(uncompressedName('kernel/drivers/nvdimm/libnvdimm.ko.zst'), 'kernel/drivers/nvdimm/libnvdimm.ko')
+  assert.equal(uncompressedName('kernel/fs/xfs/xfs.ko.xz'), 'kernel/fs/xfs/xfs.ko')
+  assert.equal(uncompressedName('kernel/fs/ext4/ext4.ko'), 'kernel/fs/ext4/ext4.ko')
+})
