@@ -4,7 +4,9 @@ import {mkdtemp, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
-import {LIST_PMEM, makeLab, parsePmemList, readbackScript, type Lab} from './cli.js'
+import {execa} from 'execa'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {LIST_PMEM, makeLab, root, parsePmemList, readbackScript, type Lab} from './cli.js'
 
 const M = 1024 ** 2
 
@@ -67,6 +69,17 @@ describe('a lab you can boot', {timeout: 1_800_000}, () => {
     assert.equal(status.exitCode, 7)
     assert.equal(status.stdout, 'out')
     assert.equal(status.stderr, 'err')
+
+    // The serial console, through a pseudo-terminal as a user would have it; Ctrl-] detaches.
+    const console = execa('script', ['-qfec', `${process.execPath} ${join(root, 'bin', 'run.js')} console main`, '/dev/null'], {env: lab.env, reject: false})
+    await sleep(2000)
+    console.stdin!.write('echo console-$((6*7))\r')
+    await sleep(3000)
+    console.stdin!.write('\u001d')
+    const attached = await console
+    assert.match(String(attached.stdout), /console-42/)
+    assert.match(String(attached.stdout), /detached from main/)
+    assert.equal((await lab.pmemlab(['exec', 'main', '--', 'true'])).exitCode, 0, 'the VM outlives a detached console')
 
     const down = await lab.pmemlab(['down', 'main'])
     assert.equal(down.exitCode, 0, down.stderr)
