@@ -52,6 +52,40 @@ const guestPathSchema = z
   .regex(/^\/[^\0]*$/, 'image paths must be absolute')
   .refine((path) => !path.split('/').includes('..'), 'image paths must not contain ".."')
 
+const sourcePathSchema = z
+  .string()
+  .refine((path) => !path.startsWith('/') && !path.split('/').includes('..'), 'sources are paths inside the pmemlab package, like guest/pmemlab-init')
+
+const packageNameSchema = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'not a Debian package name')
+
+/**
+ * Programs compiled inside the image while it is built (pmemlab's guest tests, against the
+ * PMDK headers of the image's own Debian release: never on the host, whose glibc may be newer).
+ * The build packages are installed with the image's packages and, unless keepPackages, purged
+ * again inside the image's chroot before the image is written.
+ */
+const buildSchema = z
+  .object({
+    packages: z.array(packageNameSchema).default([]),
+    keepPackages: z.boolean().default(false),
+    cflags: z.array(z.string().regex(/^-[A-Za-z0-9=_,.+-]+$/, 'compiler flags look like -O2 or -Wall')).default(['-O2']),
+    programs: z
+      .array(
+        z
+          .object({
+            to: guestPathSchema,
+            // .c files are compiled, anything else (headers) is only copied next to them.
+            sources: z.array(sourcePathSchema).min(1).refine((list) => list.some((path) => path.endsWith('.c')), 'a program needs at least one .c source'),
+            libs: z.array(z.string().regex(/^[A-Za-z0-9_+.-]+$/, 'libraries are names like pmem (for -lpmem)')).default([]),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict()
+
+export type RecipeBuild = z.infer<typeof buildSchema>
+
 export const recipeSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lower-case letters, digits, ".", "_" and "-"'),
@@ -60,24 +94,30 @@ export const recipeSchema = z
     variant: z
       .enum(['extract', 'custom', 'essential', 'apt', 'required', 'minbase', 'buildd', 'important', 'debootstrap', 'standard'])
       .default('essential'),
-    packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'not a Debian package name')).default([]),
+    packages: z.array(packageNameSchema).default([]),
     sizeMiB: z.number().int().min(64).max(1024 * 1024),
     mirror: z.string().url().optional(),
     files: z
       .array(
         z
           .object({
-            source: z
-              .string()
-              .refine((path) => !path.startsWith('/') && !path.split('/').includes('..'), 'sources are paths inside the pmemlab package, like guest/pmemlab-init'),
+            source: sourcePathSchema,
             to: z.array(guestPathSchema).min(1),
             mode: modeSchema,
           })
           .strict(),
       )
       .default([]),
+    build: buildSchema.optional(),
   })
   .strict()
+  .superRefine((recipe, ctx) => {
+    // The build packages are purged by the image's own apt, inside its chroot: never by the
+    // host's (an apt run against the wrong root removes the host's packages).
+    if (recipe.build && recipe.build.packages.length > 0 && !recipe.build.keepPackages && !recipe.packages.includes('apt')) {
+      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['packages'], message: 'list apt among the packages: it removes the build packages inside the image (or set build.keepPackages)'})
+    }
+  })
 
 export type Recipe = z.infer<typeof recipeSchema>
 
@@ -88,6 +128,8 @@ export interface LoadedRecipe {
   text: string
   /** Each guest file with its bytes. */
   files: Array<{source: string; to: string[]; mode: number; content: Buffer}>
+  /** The sources of the programs compiled in the image (recipe.build), each once, with its bytes. */
+  buildSources: Array<{source: string; content: Buffer}>
   /** imageHash() of the recipe and its files: the image's cache key. */
   hash: string
 }
@@ -141,11 +183,22 @@ export async function loadRecipe(name: string): Promise<LoadedRecipe> {
       }
     }),
   )
-  const hash = imageHash(
-    text,
-    files.map((file) => ({path: file.source, content: file.content, mode: file.mode})),
+  const sourcePaths = [...new Set(recipe.build?.programs.flatMap((program) => program.sources) ?? [])]
+  const buildSources = await Promise.all(
+    sourcePaths.map(async (source) => {
+      try {
+        return {source, content: await readFile(join(packageRoot, source))}
+      } catch {
+        throw usageError(`recipe ${where} is invalid`, `build: ${source} does not exist in ${packageRoot}`)
+      }
+    }),
   )
-  return {recipe, path, text, files, hash}
+  // The compiled programs are part of the image: their sources are hashed like guest files.
+  const hash = imageHash(text, [
+    ...files.map((file) => ({path: file.source, content: file.content, mode: file.mode})),
+    ...buildSources.map((file) => ({path: `build:${file.source}`, content: file.content, mode: 0o644})),
+  ])
+  return {recipe, path, text, files, buildSources, hash}
 }
 
 /**
@@ -360,6 +413,8 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
     const rootDir = join(temp, 'rootfs')
     const image = join(temp, 'rootfs.img')
 
+    const include = [...recipe.packages, ...(recipe.build?.packages ?? [])]
+    if (recipe.build) await stageBuild(temp, loaded)
     const bootstrap = [
       // Always unshare: as root this gives mmdebstrap a private mount namespace, so a killed build
       // leaves no /proc or /sys mounted inside the cache. As a normal user it needs unprivileged
@@ -367,22 +422,26 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
       // in /etc/subuid and /etc/subgid.
       '--mode=unshare',
       `--variant=${recipe.variant}`,
-      ...(recipe.packages.length > 0 ? [`--include=${recipe.packages.join(',')}`] : []),
+      ...(include.length > 0 ? [`--include=${include.join(',')}`] : []),
       '--aptopt=Acquire::Retries "3"',
+      ...(recipe.build ? buildHooks(recipe.build) : []),
       '--verbose',
     ]
-    const summary = `Debian ${recipe.suite} (${recipe.variant} + ${recipe.packages.length} packages) from ${mirror}`
+    const programs = recipe.build ? `, compiling ${recipe.build.programs.length} guest programs` : ''
+    const summary = `Debian ${recipe.suite} (${recipe.variant} + ${recipe.packages.length} packages${programs}) from ${mirror}`
+    // The build hooks copy the staged sources in from the build directory (relative paths).
+    const cwd = temp
     if (asRoot) {
       // root: mmdebstrap writes the tree directly, with the right owners.
       await step(ctx, 1, `bootstrapping ${summary}`, () =>
-        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=directory', recipe.suite, rootDir, mirror]),
+        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=directory', recipe.suite, rootDir, mirror], cwd),
       )
     } else {
       // A directory made in unshare mode would be owned by subordinate ids: take a tarball and
       // unpack it under fakeroot, which remembers the owners for mkfs.ext4 below.
       const tarball = join(temp, 'rootfs.tar')
       await step(ctx, 1, `bootstrapping ${summary}`, () =>
-        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=tar', recipe.suite, tarball, mirror]),
+        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=tar', recipe.suite, tarball, mirror], cwd),
       )
       await step(ctx, 1, 'unpacking the root filesystem', async () => {
         await mkdir(rootDir)
@@ -409,6 +468,7 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
 
     await step(ctx, 4, 'finishing', async () => {
       await removeTree(rootDir)
+      await removeTree(join(temp, BUILD_DIR))
       await rm(join(temp, 'fakeroot.state'), {force: true})
       const info: ImageInfo = {
         name,
@@ -444,8 +504,62 @@ async function step(ctx: BuildContext, index: number, title: string, body: () =>
   if (ctx.signal?.aborted) throw interrupted()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Programs compiled inside the image (recipe.build)
+
+/** The staging directory in the build directory, copied to /tmp/pmemlab-build in the image. */
+const BUILD_DIR = 'pmemlab-build'
+
+/**
+ * mmdebstrap hooks that compile the recipe's programs in the image after its packages are
+ * installed, then purge the build packages. Every command that changes anything runs under
+ * `chroot "$1"`, with the image's own gcc, apt and dpkg: nothing here can touch the host.
+ */
+export function buildHooks(build: RecipeBuild): string[] {
+  const purge = build.packages.length > 0 && !build.keepPackages
+  return [
+    `--customize-hook=copy-in ${BUILD_DIR} /tmp`,
+    `--customize-hook=chroot "$1" /bin/sh -eu /tmp/${BUILD_DIR}/build.sh`,
+    ...(purge ? [`--customize-hook=chroot "$1" apt-get --yes --quiet purge --autoremove ${build.packages.join(' ')}`] : []),
+    `--customize-hook=chroot "$1" rm -rf /tmp/${BUILD_DIR}`,
+  ]
+}
+
+/** The shell script that compiles every program, run inside the image from /tmp/pmemlab-build. */
+export function buildScript(build: RecipeBuild): string {
+  const lines = [
+    '# Generated by pmemlab (src/image.ts): compiles the recipe\'s programs inside the image.',
+    'set -eu',
+    `cd /tmp/${BUILD_DIR}`,
+    'echo "pmemlab: compiling with $(gcc --version | head -n 1)"',
+  ]
+  for (const program of build.programs) {
+    const sources = program.sources.filter((source) => source.endsWith('.c'))
+    lines.push(
+      shellQuote(['mkdir', '-p', posix.dirname(program.to)]),
+      shellQuote(['gcc', ...build.cflags, '-o', program.to, ...sources, ...program.libs.map((lib) => `-l${lib}`)]),
+      shellQuote(['echo', `pmemlab: built ${program.to}`]),
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** Copies the build sources (at their package paths) and build.sh into the build directory. */
+async function stageBuild(temp: string, loaded: LoadedRecipe): Promise<void> {
+  const dir = join(temp, BUILD_DIR)
+  // Readable by all: in unshare mode without root, copy-in reads as a subordinate user id.
+  await mkdir(dir, {mode: 0o755})
+  await chmod(temp, 0o755)
+  for (const file of loaded.buildSources) {
+    const target = join(dir, ...file.source.split('/'))
+    await mkdir(join(target, '..'), {recursive: true, mode: 0o755})
+    await writeFile(target, file.content, {mode: 0o644})
+  }
+  await writeFile(join(dir, 'build.sh'), buildScript(loaded.recipe.build!), {mode: 0o644})
+}
+
 /** Runs a tool with its output appended to build.log; a failure names the step and the log. */
-async function runLogged(ctx: BuildContext, file: string, args: string[]): Promise<void> {
+async function runLogged(ctx: BuildContext, file: string, args: string[], cwd?: string): Promise<void> {
   await appendFile(ctx.log, `$ ${shellQuote([file, ...args])}\n`)
   // The tool gets its own process group so that an abort reaches everything it started (apt,
   // dpkg, maintainer scripts), and the build directory is removed only once they are all gone.
@@ -454,6 +568,7 @@ async function runLogged(ctx: BuildContext, file: string, args: string[]): Promi
     stdout: {file: ctx.log, append: true},
     stderr: {file: ctx.log, append: true},
     detached: true,
+    ...(cwd ? {cwd} : {}),
   })
   // run() is async, so its promise has no pid: find our child by its argv (it names the build dir).
   const group = async () => (subprocess as unknown as {pid?: number}).pid ?? (await childGroup(args.find((arg) => arg.includes(ctx.dir)) ?? ctx.dir))

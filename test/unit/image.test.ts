@@ -62,9 +62,13 @@ test('the debian-12 recipe is listed, valid and hashed with its guest files', as
     loaded.hash,
     imageHash(
       loaded.text,
-      loaded.files.map((file) => ({path: file.source, content: file.content, mode: file.mode})),
+      [
+        ...loaded.files.map((file) => ({path: file.source, content: file.content, mode: file.mode})),
+        ...loaded.buildSources.map((file) => ({path: `build:${file.source}`, content: file.content, mode: 0o644})),
+      ],
     ),
   )
+  assert.ok(loaded.buildSources.some((file) => file.source === 'guest/tests/pmemlab-pmemobj.c'), 'the compiled guest programs are part of the hash')
 })
 
 test('an unknown recipe is a one-line usage error listing the known ones', async () => {
