@@ -1,0 +1,75 @@
+import {writeFile} from 'node:fs/promises'
+import {Flags} from '@oclif/core'
+import type {AccelRequest} from '../accel.js'
+import {PmemlabCommand} from '../command.js'
+import {usageError} from '../errors.js'
+import {labFlags} from '../flags.js'
+import {log} from '../log.js'
+import {FILESYSTEMS, renderSummary, reportJson, toJUnit, toTap, type Filesystem} from '../suite.js'
+import {runTests} from '../testrun.js'
+import type {MachineType} from '../topology.js'
+
+export default class Test extends PmemlabCommand {
+  static override summary = 'Boot a lab, prepare its persistent memory and run test suites in it'
+  static override description = `The built-in suite proves DAX from inside the guest on every pmem device and filesystem (mount options, statx STATX_ATTR_DAX, MAP_SYNC), runs libpmem and libpmemobj (transactions, allocations, reopen, pmempool) on them, maps device DAX, and cuts the power under an open transaction to check that the pool on a file-backed NVDIMM recovers while a memmap range loses everything.
+User suites (--suite DIR) are directories of executables and scripts, copied into the guest and run once per filesystem with the prepared DAX mounts in their environment (PMEMLAB_PMEM_DIR, PMEMLAB_MOUNTS, PMEMLAB_FS); TAP output is parsed, otherwise the exit status counts. An optional pmemlab-suite.yaml sets the order, setup, timeouts and needs.
+The guest console is watched throughout: an Oops, BUG, WARNING, lockdep report or panic fails the run.
+Progress goes to stderr, a summary to stdout (one JSON document with --json). Exit 0 when everything passed, 1 on any failure, 6 when the lab could not start.`
+
+  static override examples = [
+    '<%= config.bin %> test --kernel distro',
+    '<%= config.bin %> test --fs xfs --filter "builtin/nvdimm0/*" --junit results.xml',
+    '<%= config.bin %> test --suite builtin --suite ./my-pmem-tests --tap results.tap',
+  ]
+
+  static override flags = {
+    ...labFlags,
+    fs: Flags.string({description: 'filesystems to test, comma-separated', default: 'ext4,xfs', helpValue: 'ext4,xfs'}),
+    suite: Flags.string({description: '"builtin" or a directory of test scripts; repeat for several', multiple: true, default: ['builtin'], helpValue: 'builtin|DIR'}),
+    filter: Flags.string({description: 'run only what matches this glob over SUITE/GROUP/STEP, like "builtin/nvdimm0/*" or "*/xfs/*"; repeat for several', multiple: true, default: [], helpValue: 'GLOB'}),
+    timeout: Flags.integer({description: 'seconds a test step may run before it is killed and reported as timed out (a suite manifest may set its own)', default: 120}),
+    junit: Flags.string({description: 'write JUnit XML results to FILE', helpValue: 'FILE'}),
+    tap: Flags.string({description: 'write TAP results to FILE', helpValue: 'FILE'}),
+    json: Flags.boolean({description: 'print one JSON document instead of the summary table'}),
+    keep: Flags.boolean({description: 'leave the VM running after a failure, for pmemlab console/exec (stop it with pmemlab down)'}),
+    'raw-namespaces': Flags.boolean({description: 'leave raw NVDIMM namespaces raw instead of converting them to fsdax: reproduces the silent non-DAX fallback, so the DAX checks fail'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Test)
+    const filesystems = flags.fs
+      .split(',')
+      .map((fs) => fs.trim())
+      .filter(Boolean)
+    const unknown = filesystems.filter((fs) => !(FILESYSTEMS as readonly string[]).includes(fs))
+    if (unknown.length > 0 || filesystems.length === 0) throw usageError(`invalid --fs "${flags.fs}"`, `give ${FILESYSTEMS.join(', ')} or both, comma-separated`)
+    if (flags.timeout < 1) throw usageError(`invalid --timeout ${flags.timeout}`, 'give a number of seconds of at least 1')
+    const report = await runTests({
+      kernel: flags.kernel,
+      image: flags.image,
+      topology: {
+        machine: flags.machine as MachineType,
+        mem: flags.mem,
+        memmap: flags.memmap,
+        nvdimm: flags.nvdimm,
+        virtioPmem: flags['virtio-pmem'],
+      },
+      cpus: flags.cpus,
+      accel: flags.accel as AccelRequest,
+      append: flags.append,
+      bootTimeoutMs: flags['boot-timeout'] * 1000,
+      filesystems: [...new Set(filesystems)] as Filesystem[],
+      suites: flags.suite,
+      filters: flags.filter,
+      timeoutSec: flags.timeout,
+      keep: flags.keep,
+      rawNamespaces: flags['raw-namespaces'],
+    })
+    if (flags.junit) await writeFile(flags.junit, toJUnit(report))
+    if (flags.tap) await writeFile(flags.tap, toTap(report))
+    if (flags.json) this.printJson(reportJson(report))
+    else process.stdout.write(renderSummary(report))
+    if (report.error) log.error(report.error)
+    process.exitCode = report.exitCode
+  }
+}
