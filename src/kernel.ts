@@ -64,7 +64,15 @@ const modulesRoot = () => process.env.PMEMLAB_MODULES_DIR ?? '/lib/modules'
 export async function resolveKernel(spec: string): Promise<BootKernel> {
   if (spec === 'distro') return distroKernel()
   const path = resolve(spec)
-  if (!(await exists(path))) throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro or the path of a bzImage')
+  if (!spec.includes('/') && !(await exists(path))) {
+    // A kernel pmemlab built: by key, version or "latest". Loaded lazily: it brings the downloader.
+    const {resolveBuiltKernel} = await import('./kbuild.js')
+    const built = await resolveBuiltKernel(spec)
+    if (built) return {spec, version: built.version, kernel: built.kernel, kernelArgs: built.kernelArgs}
+  }
+  if (!(await exists(path))) {
+    throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls) or the path of a bzImage')
+  }
   const header = await readBootHeader(path)
   return {
     spec,

@@ -335,8 +335,12 @@ export class LabSession {
     await this.stop(0)
   }
 
-  /** Leaves the VM running (for --keep): it is then managed with pmemlab console/exec/down. */
+  /**
+   * Leaves the VM running (for --keep): it is then managed with pmemlab console/exec/down.
+   * Only a VM started in 'detached' mode can outlive pmemlab: the others die with it by design.
+   */
   async release(): Promise<void> {
+    if (this.record.mode !== 'detached') throw new PmemlabError(`internal error: VM "${this.record.name}" was not started detached and cannot be kept`, ExitCode.failure)
     this.finish()
     await writeRecord({...this.record, mode: 'detached'})
   }
