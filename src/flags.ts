@@ -1,4 +1,7 @@
-import {Flags} from '@oclif/core'
+import {Flags, type Interfaces} from '@oclif/core'
+import type {AccelRequest} from './accel.js'
+import type {LabRequest} from './vm.js'
+import type {MachineType} from './topology.js'
 
 /** Flags that describe a lab; shared by `up` and the commands that boot one (test, matrix). */
 export const labFlags = {
@@ -13,4 +16,23 @@ export const labFlags = {
   accel: Flags.string({description: 'accelerator: auto uses KVM only where it really works', options: ['auto', 'kvm', 'tcg'], default: 'auto'}),
   append: Flags.string({description: 'extra kernel command-line arguments, passed as given (not checked against the topology)', multiple: true, default: []}),
   'boot-timeout': Flags.integer({description: 'seconds to wait for the guest agent before the boot counts as failed', default: 180}),
+}
+
+/** The lab part of a request, from parsed labFlags: shared by every command that boots a lab. */
+export function labRequest(flags: Interfaces.InferredFlags<typeof labFlags>): LabRequest {
+  return {
+    kernel: flags.kernel,
+    image: flags.image,
+    topology: {
+      machine: flags.machine as MachineType,
+      mem: flags.mem,
+      memmap: flags.memmap,
+      nvdimm: flags.nvdimm,
+      virtioPmem: flags['virtio-pmem'],
+    },
+    cpus: flags.cpus,
+    accel: flags.accel as AccelRequest,
+    append: flags.append,
+    bootTimeoutMs: flags['boot-timeout'] * 1000,
+  }
 }

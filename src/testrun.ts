@@ -14,7 +14,6 @@ import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {basename, join, relative, resolve} from 'node:path'
 import {Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
-import type {AccelRequest} from './accel.js'
 import {ExitCode, PmemlabError, usageError} from './errors.js'
 import {resolveImage} from './image.js'
 import {DEFAULT_MEMMAP, DEFAULT_NVDIMM, parseDeviceFlag, type TopologyFlags} from './lab.js'
@@ -44,16 +43,9 @@ import {
   type UserSuite,
 } from './suite.js'
 import {failing, looksLikeTap, parseTap, TapParser, type TapAssert, type TapDocument} from './tap.js'
-import {LabSession, listRecords, type UpRequest} from './vm.js'
+import {LabSession, listRecords, type LabRequest, type UpRequest} from './vm.js'
 
-export interface TestRunOptions {
-  kernel: string
-  image: string
-  topology: TopologyFlags
-  cpus: number
-  accel: AccelRequest
-  append: string[]
-  bootTimeoutMs: number
+export interface TestRunOptions extends LabRequest {
   filesystems: Filesystem[]
   /** "builtin" and/or user-suite directories, in order. */
   suites: string[]

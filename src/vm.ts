@@ -20,17 +20,21 @@ import {qemuBinaryName, requireProgram, which} from './which.js'
 
 export type UpMode = 'detached' | 'interactive' | 'command'
 
-export interface UpRequest {
-  name?: string
+/** What a lab is made of: the flags every lab-booting command shares (see flags.ts). */
+export interface LabRequest {
   kernel: string
   image: string
   topology: TopologyFlags
   cpus: number
   accel: AccelRequest
+  append: string[]
+  bootTimeoutMs: number
+}
+
+export interface UpRequest extends LabRequest {
+  name?: string
   mode: UpMode
   command?: string[]
-  append?: string[]
-  bootTimeoutMs: number
 }
 
 /** Everything needed to start one VM, computed before anything is created on disk. */

@@ -1,13 +1,11 @@
 import {writeFile} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
-import type {AccelRequest} from '../accel.js'
 import {PmemlabCommand} from '../command.js'
 import {usageError} from '../errors.js'
-import {labFlags} from '../flags.js'
+import {labFlags, labRequest} from '../flags.js'
 import {log} from '../log.js'
 import {FILESYSTEMS, renderSummary, reportJson, toJUnit, toTap, type Filesystem} from '../suite.js'
 import {runTests} from '../testrun.js'
-import type {MachineType} from '../topology.js'
 
 export default class Test extends PmemlabCommand {
   static override summary = 'Boot a lab, prepare its persistent memory and run test suites in it'
@@ -45,19 +43,7 @@ Progress goes to stderr, a summary to stdout (one JSON document with --json). Ex
     if (unknown.length > 0 || filesystems.length === 0) throw usageError(`invalid --fs "${flags.fs}"`, `give ${FILESYSTEMS.join(', ')} or both, comma-separated`)
     if (flags.timeout < 1) throw usageError(`invalid --timeout ${flags.timeout}`, 'give a number of seconds of at least 1')
     const report = await runTests({
-      kernel: flags.kernel,
-      image: flags.image,
-      topology: {
-        machine: flags.machine as MachineType,
-        mem: flags.mem,
-        memmap: flags.memmap,
-        nvdimm: flags.nvdimm,
-        virtioPmem: flags['virtio-pmem'],
-      },
-      cpus: flags.cpus,
-      accel: flags.accel as AccelRequest,
-      append: flags.append,
-      bootTimeoutMs: flags['boot-timeout'] * 1000,
+      ...labRequest(flags),
       filesystems: [...new Set(filesystems)] as Filesystem[],
       suites: flags.suite,
       filters: flags.filter,

@@ -1,8 +1,6 @@
 import {Flags} from '@oclif/core'
-import type {AccelRequest} from '../accel.js'
 import {PmemlabCommand} from '../command.js'
-import {labFlags} from '../flags.js'
-import type {MachineType} from '../topology.js'
+import {labFlags, labRequest} from '../flags.js'
 import {dryRunText, planVm, up, type UpRequest} from '../vm.js'
 
 export default class Up extends PmemlabCommand {
@@ -32,22 +30,10 @@ Default topology when no --memmap/--nvdimm/--virtio-pmem is given: one 256M memm
     const {flags, argv} = await this.parse(Up)
     const command = (argv as string[]).filter((a) => a !== '--')
     const request: UpRequest = {
+      ...labRequest(flags),
       name: flags.name,
-      kernel: flags.kernel,
-      image: flags.image,
-      topology: {
-        machine: flags.machine as MachineType,
-        mem: flags.mem,
-        memmap: flags.memmap,
-        nvdimm: flags.nvdimm,
-        virtioPmem: flags['virtio-pmem'],
-      },
-      cpus: flags.cpus,
-      accel: flags.accel as AccelRequest,
       mode: flags.detach ? 'detached' : command.length > 0 ? 'command' : 'interactive',
       command,
-      append: flags.append,
-      bootTimeoutMs: flags['boot-timeout'] * 1000,
     }
     if (flags['dry-run']) {
       const plan = await planVm(request, {dryRun: true})
