@@ -4,16 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t packages < <(grep -v '^#' scripts/packages.txt | grep -v '^$')
-# Ubuntu names the generic kernel differently.
-if ! apt-cache show linux-image-amd64 >/dev/null 2>&1 && apt-cache show linux-image-generic >/dev/null 2>&1; then
-  packages=("${packages[@]/linux-image-amd64/linux-image-generic}")
-fi
-
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update
+
+packages=()
+while read -r package; do
+  case $package in '' | '#'*) continue ;; esac
+  # Ubuntu names the generic kernel differently.
+  [ "$package" = linux-image-amd64 ] && ! apt-cache show "$package" >/dev/null 2>&1 && package=linux-image-generic
+  if apt-cache show "$package" >/dev/null 2>&1; then
+    packages+=("$package")
+  else
+    echo "setup: $package is not available on this release: skipped" >&2
+  fi
+done < scripts/packages.txt
 "${sudo[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
 
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
