@@ -1,0 +1,65 @@
+import {Flags} from '@oclif/core'
+import {PmemlabCommand} from '../../command.js'
+import {usageError} from '../../errors.js'
+import {buildKernel, type KernelSource} from '../../kbuild.js'
+
+/** --version/--source/--tree, shared with `kernel config`. */
+export const sourceFlags = {
+  version: Flags.string({description: 'a kernel.org release: 6.12.3, or 6.12 for the newest 6.12.N the mirror lists', helpGroup: 'SOURCE'}),
+  mirror: Flags.string({description: 'kernel.org mirror (its layout: MIRROR/v6.x/linux-V.tar.xz and sha256sums.asc); default $PMEMLAB_KERNEL_MIRROR or https://cdn.kernel.org/pub/linux/kernel', helpGroup: 'SOURCE'}),
+  source: Flags.string({description: 'a source tarball (.tar.xz, .tar.gz), e.g. /usr/src/linux-source-6.1.tar.xz', helpGroup: 'SOURCE'}),
+  tree: Flags.string({description: 'a git checkout, built out of tree (O=): the tree is never written to', helpGroup: 'SOURCE'}),
+  ref: Flags.string({description: 'with --tree: build this commit/branch/tag (a clean snapshot through git archive) instead of the working tree', helpGroup: 'SOURCE'}),
+}
+
+export function sourceFromFlags(flags: {version?: string; mirror?: string; source?: string; tree?: string; ref?: string}, required = true): KernelSource | undefined {
+  const given = [flags.version && '--version', flags.source && '--source', flags.tree && '--tree'].filter(Boolean)
+  if (given.length > 1) throw usageError(`give one of --version, --source and --tree, not ${given.join(' and ')}`)
+  if (flags.ref && !flags.tree) throw usageError('--ref goes with --tree')
+  if (flags.mirror && !flags.version) throw usageError('--mirror goes with --version')
+  if (flags.version) return {kind: 'version', version: flags.version, mirror: flags.mirror}
+  if (flags.source) return {kind: 'source', file: flags.source}
+  if (flags.tree) return {kind: 'tree', dir: flags.tree, ref: flags.ref}
+  if (required) throw usageError('which kernel? give --version V, --source FILE or --tree DIR', 'for example: pmemlab kernel build --source /usr/src/linux-source-6.1.tar.xz')
+  return undefined
+}
+
+export default class KernelBuild extends PmemlabCommand {
+  static override summary = 'Build a guest kernel from the checked-in fragments (cached by its inputs)'
+  static override description = `The kernel is configured from tinyconfig (or defconfig) plus kernel-configs/qemu-base.config and pmem.config (and debug.config with --debug), then your --config fragments and --set options, in that order. After make olddefconfig every requested option is checked: one that was dropped stops the build before compiling, with the dependency it lacks.
+
+A build with the same source, fragments, compiler and architecture is a cache hit and returns at once. Prints the cache key and the bzImage path (or, with --json, the entry's build.json plus "cacheHit").`
+  static override examples = [
+    '<%= config.bin %> kernel build --source /usr/src/linux-source-6.1.tar.xz',
+    '<%= config.bin %> kernel build --version 6.12 --debug',
+    '<%= config.bin %> kernel build --tree ~/linux --ref v6.12 --set CONFIG_KASAN=y',
+    '<%= config.bin %> kernel build --version 6.1 --mirror http://mirror.lab/pub/linux/kernel --config my.config',
+  ]
+  static override flags = {
+    ...sourceFlags,
+    config: Flags.string({description: 'a fragment of your own (CONFIG_X=y lines), applied after the checked-in ones; repeatable', multiple: true, default: []}),
+    set: Flags.string({description: 'one option, applied last: CONFIG_X=y, =n, =m, ="text", =123; repeatable', multiple: true, default: [], helpValue: 'CONFIG_X=VALUE'}),
+    debug: Flags.boolean({description: 'add kernel-configs/debug.config (lockdep, KASAN, debug info): slower, needs more guest RAM'}),
+    base: Flags.string({description: 'the configuration the fragments are applied to', options: ['tinyconfig', 'defconfig'], default: 'tinyconfig'}),
+    jobs: Flags.integer({char: 'j', description: 'parallel make jobs (default: the number of CPUs)', min: 1}),
+    json: Flags.boolean({description: 'print one JSON document: build.json plus cacheHit, dir and kernel'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(KernelBuild)
+    const source = sourceFromFlags(flags)!
+    const result = await buildKernel({
+      source,
+      configs: flags.config,
+      sets: flags.set,
+      debug: flags.debug,
+      base: flags.base as 'tinyconfig' | 'defconfig',
+      jobs: flags.jobs,
+    })
+    if (flags.json) {
+      this.printJson({cacheHit: result.cacheHit, dir: result.dir, kernel: result.kernel, ...result.build})
+      return
+    }
+    process.stdout.write(`${result.key} ${result.kernel}\n`)
+  }
+}
