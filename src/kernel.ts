@@ -1,6 +1,5 @@
 import {createHash} from 'node:crypto'
-import {constants} from 'node:fs'
-import {access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
@@ -9,7 +8,7 @@ import {cpioNewc, parseModulesBuiltin, resolveModuleOrder, type CpioEntry} from 
 import {run} from './exec.js'
 import {log} from './log.js'
 import {cacheDir, packageRoot} from './paths.js'
-import {requireProgram, which} from './which.js'
+import {canAccess, requireProgram, which} from './which.js'
 
 /** What QEMU needs to boot a guest: -kernel, -initrd and the start of -append. */
 export interface BootKernel {
@@ -392,11 +391,4 @@ async function readModule(path: string): Promise<Buffer> {
   return Buffer.from(result.stdout)
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK)
-    return true
-  } catch {
-    return false
-  }
-}
+const exists = (path: string) => canAccess(path)

@@ -15,9 +15,12 @@ export async function which(program: string): Promise<string | undefined> {
   return undefined
 }
 
-async function isExecutable(path: string): Promise<boolean> {
+const isExecutable = (path: string) => canAccess(path, constants.X_OK)
+
+/** Whether path exists (F_OK) or allows the access mode given. */
+export async function canAccess(path: string, mode: number = constants.F_OK): Promise<boolean> {
   try {
-    await access(path, constants.X_OK)
+    await access(path, mode)
     return true
   } catch {
     return false

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {parseTap, type TapDocument} from '../../src/tap.js'
 import {makeLab, root, type Lab} from './cli.js'
+import {decodeXml as decode} from '../helpers/xml.js'
 
 /** Issue 4's acceptance: `pmemlab test` on real guests, under whatever accelerator this host has. */
 
@@ -36,14 +37,6 @@ interface JUnitCase {
   message?: string
 }
 
-const decode = (text: string) =>
-  text
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>')
-    .replaceAll('&quot;', '"')
-    .replaceAll('&apos;', "'")
-    .replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)))
-    .replaceAll('&amp;', '&')
 
 /** The test cases of a JUnit document, with what each one's child element says. */
 function junitCases(xml: string): JUnitCase[] {

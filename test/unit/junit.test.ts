@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {escapeAttr, escapeText, renderJUnit, type JUnitSuite} from '../../src/junit.js'
+import {decodeXml as decode} from '../helpers/xml.js'
 
 /**
  * A small well-formedness check: every tag closes in order, attributes are quoted, and no raw
@@ -41,14 +42,6 @@ function elements(xml: string): Array<{name: string; attrs: Record<string, strin
   return out
 }
 
-const decode = (text: string) =>
-  text
-    .replaceAll('&lt;', '<')
-    .replaceAll('&gt;', '>')
-    .replaceAll('&quot;', '"')
-    .replaceAll('&apos;', "'")
-    .replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)))
-    .replaceAll('&amp;', '&')
 
 const suites: JUnitSuite[] = [
   {
