@@ -28,7 +28,7 @@ export abstract class PmemlabCommand extends Command {
     }
     // oclif's own flag and argument errors are usage errors.
     if (error.oclif?.exit === 2 || /flag|argument|Expected|Missing|Unexpected/i.test(error.message)) {
-      log.error(`${error.message.split('\n')[0]}: see pmemlab ${this.id?.replaceAll(':', ' ') ?? ''} --help`)
+      log.error(`${error.message.split('\n')[0].replace(/:+\s*$/, '')}: see pmemlab ${this.id?.replaceAll(':', ' ') ?? ''} --help`)
       process.exitCode = ExitCode.usage
       return
     }
