@@ -125,7 +125,9 @@ export function parseModulesBuiltin(text: string): Set<string> {
 }
 
 /** modules.dep as a map from module name to its path and the paths it depends on. */
-export function parseModulesDep(text: string): Map<string, {path: string; deps: string[]}> {
+export type ModulesDep = Map<string, {path: string; deps: string[]}>
+
+export function parseModulesDep(text: string): ModulesDep {
   const modules = new Map<string, {path: string; deps: string[]}>()
   for (const raw of text.split('\n')) {
     const line = raw.trim()
@@ -147,10 +149,10 @@ export function parseModulesDep(text: string): Map<string, {path: string; deps: 
  * The .ko paths (as written in modules.dep, relative to /lib/modules/VERSION) to insmod, in an
  * order where every module comes after its dependencies, each once. Wanted modules that are built
  * into the kernel are skipped; a wanted module that is neither in modules.dep nor built in is an
- * error. Names may use "-" or "_".
+ * error. Names may use "-" or "_". modulesDep is the text of modules.dep, or its parsed form.
  */
-export function resolveModuleOrder(modulesDep: string, wanted: string[], builtin: Set<string>): string[] {
-  const modules = parseModulesDep(modulesDep)
+export function resolveModuleOrder(modulesDep: string | ModulesDep, wanted: string[], builtin: Set<string>): string[] {
+  const modules = typeof modulesDep === 'string' ? parseModulesDep(modulesDep) : modulesDep
   const builtins = new Set([...builtin].map(moduleName))
   const order: string[] = []
   const done = new Set<string>()

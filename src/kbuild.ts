@@ -1,7 +1,8 @@
 /**
- * Guest kernels built from checked-in fragments: fetch (kernel.org or a mirror, checksummed),
- * extract (safely), configure (tinyconfig + fragments + olddefconfig, then prove that nothing
- * requested was dropped), build (make, ccache, progress on stderr) and cache (content-addressed).
+ * Guest kernels built from checked-in fragments: fetch and extract the source (fetch.ts),
+ * configure (tinyconfig + fragments + olddefconfig, then prove that nothing requested was
+ * dropped), build (make, ccache, progress on stderr) and store the entry (kcache.ts) under a
+ * content address.
  *
  * Layout under cacheDir():
  *   downloads/linux-X.tar.xz (+ .sha256)   verified tarballs; written under a temp name, renamed when the sum matches
@@ -11,19 +12,17 @@
  *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map
  *   kernels/<key>.lock                      held (pid inside) while a key is being built
  */
-import {createHash, randomBytes} from 'node:crypto'
-import {createReadStream, createWriteStream, readFileSync, rmSync} from 'node:fs'
-import {copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {createWriteStream, readFileSync, rmSync} from 'node:fs'
+import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {availableParallelism} from 'node:os'
 import {join, posix, resolve} from 'node:path'
-import {PassThrough, type Readable} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
-import {setTimeout as sleep} from 'node:timers/promises'
-import got from 'got'
-import * as tar from 'tar'
-import {z} from 'zod'
+import {PassThrough} from 'node:stream'
+import {acquireLock, hashFileCached, removeStaleTemps} from './cache.js'
 import {ExitCode, notFound, PmemlabError, usageError} from './errors.js'
 import {run} from './exec.js'
+import {extractTarball, extractTarStream, fetchKernelTarball, resolveMirror} from './fetch.js'
+import {findOne, listKernels, readEntry, type BuildJson, type SourceRecord} from './kcache.js'
 import {
   applyFragment,
   explain,
@@ -40,14 +39,10 @@ import {
   type FragmentInput,
   type KconfigTree,
 } from './kconfig.js'
-import {humanSize} from './size.js'
-import {isVerbose, log, shellQuote} from './log.js'
-import {cacheDir, packageRoot} from './paths.js'
-import {processAlive} from './process.js'
-import {requireProgram, which} from './which.js'
+import {isVerbose, log, Progress, shellQuote} from './log.js'
+import {buildDir, kernelsDir, packageRoot} from './paths.js'
+import {canAccess as exists, requireProgram, which} from './which.js'
 
-export const DEFAULT_MIRROR = 'https://cdn.kernel.org/pub/linux/kernel'
-export const KERNEL_ARGS = ['root=/dev/vda', 'rw', 'init=/sbin/pmemlab-init']
 const KEY_FORMAT = 1
 
 export type KernelSource =
@@ -69,43 +64,6 @@ export interface BuildRequest {
   jobs?: number
 }
 
-/** What identifies the source in build.json. */
-export type SourceRecord =
-  | {kind: 'version'; requested: string; version: string; file: string; url: string; sha256: string}
-  | {kind: 'source'; file: string; sha256: string}
-  | {kind: 'tree'; dir: string; ref?: string; commit: string; dirty: string | null}
-
-const sourceRecordSchema = z.union([
-  z.object({kind: z.literal('version'), requested: z.string(), version: z.string(), file: z.string(), url: z.string(), sha256: z.string()}),
-  z.object({kind: z.literal('source'), file: z.string(), sha256: z.string()}),
-  z.object({kind: z.literal('tree'), dir: z.string(), ref: z.string().optional(), commit: z.string(), dirty: z.string().nullable()}),
-])
-
-const buildJsonSchema = z
-  .object({
-    key: z.string().regex(/^[0-9a-f]{64}$/),
-    version: z.string(),
-    kernelVersion: z.string(),
-    source: sourceRecordSchema,
-    base: z.enum(['tinyconfig', 'defconfig']),
-    debug: z.boolean(),
-    fragments: z.array(z.object({name: z.string(), path: z.string(), sha256: z.string(), user: z.boolean()})),
-    sets: z.array(z.string()),
-    requested: z.record(z.string()),
-    compiler: z.string(),
-    ccache: z.boolean(),
-    arch: z.string(),
-    jobs: z.number(),
-    modules: z.boolean(),
-    objects: z.number(),
-    timings: z.object({fetchMs: z.number(), extractMs: z.number(), configureMs: z.number(), buildMs: z.number(), totalMs: z.number()}),
-    createdAt: z.string(),
-    files: z.object({kernel: z.string(), config: z.string(), log: z.string(), systemMap: z.string().optional(), vmlinux: z.string().optional()}),
-  })
-  .passthrough()
-
-export type BuildJson = z.infer<typeof buildJsonSchema>
-
 export interface BuildResult {
   cacheHit: boolean
   key: string
@@ -117,12 +75,9 @@ export interface BuildResult {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Paths, keys, small helpers
+// Keys, small helpers
 // ------------------------------------------------------------------------------------------------
 
-export const kernelsDir = () => join(cacheDir(), 'kernels')
-export const downloadsDir = () => join(cacheDir(), 'downloads')
-export const buildDir = () => join(cacheDir(), 'build')
 export const fragmentsDir = () => join(packageRoot, 'kernel-configs')
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex')
@@ -159,39 +114,10 @@ export function computeKey(inputs: KeyInputs): string {
     JSON.stringify({format: KEY_FORMAT, source, base: inputs.base, fragment: normaliseFragmentText(inputs.fragment), compiler: inputs.compiler.trim(), arch: inputs.arch}),
   )
 }
-
-function pidOfTemp(name: string): number | undefined {
-  const match = /-(\d+)$/.exec(name)
-  return match ? Number(match[1]) : undefined
-}
-
-/** Removes the temp files and directories in dir whose owner (the pid at the end of the name) is gone. */
-async function removeStaleTemps(dir: string, pattern: RegExp): Promise<string[]> {
-  const removed: string[] = []
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!pattern.test(name)) continue
-    const pid = pidOfTemp(name)
-    if (pid !== undefined && pid !== process.pid && (await processAlive(pid))) continue
-    await rm(join(dir, name), {recursive: true, force: true})
-    removed.push(join(dir, name))
-  }
-  return removed
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
-}
-
 function formatDuration(ms: number): string {
   const seconds = Math.round(ms / 1000)
   return seconds < 60 ? `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`
 }
-
 // ------------------------------------------------------------------------------------------------
 // Interrupts: Ctrl-C stops make (its whole process group) and every temp file goes
 // ------------------------------------------------------------------------------------------------
@@ -254,85 +180,6 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Locks: an O_EXCL file holding the owner's pid; stale when that process is gone
-// ------------------------------------------------------------------------------------------------
-
-export async function acquireLock(path: string, what: string, signal?: AbortSignal): Promise<() => Promise<void>> {
-  let announced = false
-  for (;;) {
-    try {
-      const handle = await open(path, 'wx')
-      await handle.writeFile(`${process.pid}\n`)
-      await handle.close()
-      return async () => {
-        await rm(path, {force: true})
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-    const content = await readFile(path, 'utf8').catch(() => undefined)
-    if (content === undefined) continue // released meanwhile
-    const pid = Number(content.trim())
-    let stale: boolean
-    if (Number.isInteger(pid) && pid > 0) stale = !(await processAlive(pid))
-    else stale = Date.now() - (await stat(path).then((s) => s.mtimeMs).catch(() => Date.now())) > 10_000 // being written, or junk
-    if (stale) {
-      // Move it aside atomically; if what we moved turns out to be a live lock, put it back.
-      const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`
-      try {
-        await rename(path, aside)
-        const movedPid = Number((await readFile(aside, 'utf8')).trim())
-        if (movedPid !== pid && (await processAlive(movedPid))) await link(aside, path).catch(() => undefined)
-      } catch {
-        // someone else got there first
-      }
-      await rm(aside, {force: true})
-      log.debug(`removed the stale lock ${path} (pid ${content.trim()} is gone)`)
-      continue
-    }
-    if (!announced) {
-      log.info(`waiting for pmemlab (pid ${pid}) which is building the same ${what}`)
-      announced = true
-    }
-    await sleep(300, undefined, {signal})
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Progress on stderr
-// ------------------------------------------------------------------------------------------------
-
-class Progress {
-  private last = 0
-  private lastStep = -1
-  private shown = false
-  private readonly tty = process.stderr.isTTY === true
-
-  constructor(private readonly label: string) {}
-
-  update(text: string, fraction: number | undefined, force = false): void {
-    const now = Date.now()
-    if (!force && now - this.last < 1000) return
-    if (this.tty) {
-      process.stderr.write(`\r\u001B[2Kpmemlab: ${this.label}: ${text}`)
-      this.shown = true
-      this.last = now
-      return
-    }
-    // Not a terminal (CI logs): one line per tenth, at most once a second.
-    const step = fraction === undefined ? Math.floor(now / 30_000) : Math.floor(fraction * 10)
-    if (!force && step === this.lastStep) return
-    this.lastStep = step
-    this.last = now
-    log.info(`${this.label}: ${text}`)
-  }
-
-  done(): void {
-    if (this.tty && this.shown) process.stderr.write('\r\u001B[2K')
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
 // Fragments
 // ------------------------------------------------------------------------------------------------
 
@@ -389,252 +236,6 @@ export async function loadFragments(request: Pick<BuildRequest, 'configs' | 'set
 }
 
 // ------------------------------------------------------------------------------------------------
-// Downloads
-// ------------------------------------------------------------------------------------------------
-
-export function resolveMirror(mirror?: string): string {
-  return (mirror ?? process.env.PMEMLAB_KERNEL_MIRROR ?? DEFAULT_MIRROR).replace(/\/+$/, '')
-}
-
-const VERSION_SPEC = /^(\d+)\.(\d+)(?:\.(\d+))?$/
-
-export function checkVersionSpec(version: string): RegExpExecArray {
-  const match = VERSION_SPEC.exec(version)
-  if (!match) throw usageError(`--version ${version}: expected a release such as 6.1 or 6.12.3`, 'release candidates and other trees: use --tree DIR [--ref REF]')
-  return match
-}
-
-/** kernel.org's layout: MIRROR/v6.x/linux-6.12.3.tar.xz and MIRROR/v6.x/sha256sums.asc. */
-export function releaseDirUrl(mirror: string, version: string): string {
-  const [, major] = checkVersionSpec(version)
-  return `${resolveMirror(mirror)}/v${major}.x`
-}
-
-/**
- * The `<sha256>  <file>` lines of sha256sums.asc. The PGP clear-signature around them is ignored:
- * pmemlab does not verify it (see docs/kernels.md).
- */
-export function parseSha256Sums(text: string): Map<string, string> {
-  const sums = new Map<string, string>()
-  for (const line of text.split('\n')) {
-    const match = /^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$/.exec(line.trim())
-    if (match) sums.set(match[2], match[1].toLowerCase())
-  }
-  return sums
-}
-
-const pointOf = (name: string, version: string) => {
-  if (name === `linux-${version}.tar.xz`) return 0
-  const match = new RegExp(`^linux-${version.replaceAll('.', '\\.')}\\.(\\d+)\\.tar\\.xz$`).exec(name)
-  return match ? Number(match[1]) : undefined
-}
-
-/** "6.12.3" is that file; "6.12" is the newest 6.12.N listed (6.12 itself counting as 6.12.0). */
-export function pickRelease(version: string, names: Iterable<string>): string | undefined {
-  const [, , , point] = checkVersionSpec(version)
-  if (point !== undefined) {
-    const wanted = `linux-${version}.tar.xz`
-    return [...names].includes(wanted) ? wanted : undefined
-  }
-  let best: {name: string; point: number} | undefined
-  for (const name of names) {
-    const p = pointOf(name, version)
-    if (p !== undefined && (!best || p > best.point)) best = {name, point: p}
-  }
-  return best?.name
-}
-
-export interface Tarball {
-  file: string
-  sha256: string
-  version: string
-  url: string
-  downloaded: boolean
-}
-
-/**
- * A verified kernel.org tarball in downloads/: fetched from the mirror when not there yet. The
- * checksum is checked while the file is still under its temp name; a cut-off download or a
- * mismatch removes it and says which.
- */
-export async function fetchKernelTarball(request: {version: string; mirror?: string; signal?: AbortSignal}): Promise<Tarball> {
-  const {version} = request
-  checkVersionSpec(version)
-  const dirUrl = releaseDirUrl(request.mirror ?? resolveMirror(), version)
-  const sumsUrl = `${dirUrl}/sha256sums.asc`
-  const downloads = downloadsDir()
-  await mkdir(downloads, {recursive: true})
-  await removeStaleTemps(downloads, /\.part-\d+$/)
-
-  let sums: Map<string, string>
-  try {
-    log.debug(`GET ${sumsUrl}`)
-    const text = await got(sumsUrl, {timeout: {connect: 30_000, response: 60_000}, retry: {limit: 1}, signal: request.signal}).text()
-    sums = parseSha256Sums(text)
-  } catch (error) {
-    if (request.signal?.aborted) throw request.signal.reason
-    // Offline: a tarball verified earlier will do.
-    const cached = await cachedRelease(version)
-    if (cached) {
-      log.warn(`cannot fetch ${sumsUrl} (${(error as Error).message}): using ${cached.file}, verified when it was downloaded`)
-      return {...cached, url: `${dirUrl}/${cached.name}`, version: cached.name.slice('linux-'.length, -'.tar.xz'.length), downloaded: false}
-    }
-    throw new PmemlabError(`cannot fetch ${sumsUrl}: ${(error as Error).message}`, ExitCode.failure, 'check --mirror or PMEMLAB_KERNEL_MIRROR, or build from a local tarball with --source FILE')
-  }
-  const name = pickRelease(version, sums.keys())
-  if (!name) throw notFound(`no linux-${version}${VERSION_SPEC.exec(version)![3] === undefined ? '[.N]' : ''}.tar.xz in ${sumsUrl}`, 'check the version, or the mirror')
-  const expected = sums.get(name)!
-  const resolved = name.slice('linux-'.length, -'.tar.xz'.length)
-  const url = `${dirUrl}/${name}`
-  const file = join(downloads, name)
-  const recorded = await readFile(`${file}.sha256`, 'utf8').then((s) => s.trim(), () => undefined)
-  if (recorded === expected && (await exists(file))) return {file, sha256: expected, version: resolved, url, downloaded: false}
-  if (recorded !== undefined && recorded !== expected) log.warn(`${name} in the cache does not match ${sumsUrl}: downloading it again`)
-
-  await download(url, file, expected, request.signal)
-  return {file, sha256: expected, version: resolved, url, downloaded: true}
-}
-
-async function cachedRelease(version: string): Promise<{file: string; name: string; sha256: string} | undefined> {
-  const names = (await readdir(downloadsDir()).catch(() => [] as string[])).filter((n) => n.endsWith('.tar.xz'))
-  const verified: string[] = []
-  for (const name of names) if (await exists(join(downloadsDir(), `${name}.sha256`))) verified.push(name)
-  const name = pickRelease(version, verified)
-  if (!name) return undefined
-  const file = join(downloadsDir(), name)
-  return {file, name, sha256: (await readFile(`${file}.sha256`, 'utf8')).trim()}
-}
-
-/** Streams url to a temp file next to `file`, hashing as it goes; renames only when the sum matches. */
-async function download(url: string, file: string, expected: string, signal?: AbortSignal): Promise<void> {
-  const part = `${file}.part-${process.pid}`
-  const name = posix.basename(file)
-  const hash = createHash('sha256')
-  const progress = new Progress(`downloading ${name}`)
-  let received = 0
-  let total: number | undefined
-  log.info(`downloading ${url}`)
-  try {
-    const stream = got.stream(url, {timeout: {connect: 30_000, response: 60_000, read: 60_000}, retry: {limit: 0}, signal})
-    stream.on('response', (response: {headers: Record<string, string | undefined>}) => {
-      const length = Number(response.headers['content-length'])
-      if (Number.isFinite(length) && length > 0) total = length
-    })
-    stream.on('data', (chunk: Buffer) => {
-      received += chunk.length
-      hash.update(chunk)
-      progress.update(total ? `${humanSize(received)} of ${humanSize(total)} (${Math.floor((100 * received) / total)}%)` : humanSize(received), total ? received / total : undefined)
-    })
-    await pipeline(stream, createWriteStream(part, {mode: 0o644}))
-  } catch (error) {
-    progress.done()
-    await rm(part, {force: true})
-    if (signal?.aborted) throw signal.reason
-    const status = (error as {response?: {statusCode?: number}}).response?.statusCode
-    if (status !== undefined && status >= 400) throw new PmemlabError(`cannot download ${url}: HTTP ${status}`, ExitCode.failure, 'check the version and the mirror; nothing was kept')
-    const amount = total ? `${humanSize(received)} of ${humanSize(total)}` : humanSize(received)
-    throw new PmemlabError(`the download of ${url} was cut off after ${amount} (${(error as Error).message})`, ExitCode.failure, 'nothing was kept; run the build again to retry')
-  }
-  progress.done()
-  if (total !== undefined && received !== total) {
-    await rm(part, {force: true})
-    throw new PmemlabError(`the download of ${url} was cut off after ${humanSize(received)} of ${humanSize(total)}`, ExitCode.failure, 'nothing was kept; run the build again to retry')
-  }
-  const actual = hash.digest('hex')
-  if (actual !== expected) {
-    await rm(part, {force: true})
-    throw new PmemlabError(
-      `checksum mismatch for ${name}: sha256sums.asc says ${expected}, the download is ${actual}`,
-      ExitCode.failure,
-      'the mirror serves a different or corrupted file; nothing was kept',
-    )
-  }
-  await writeFile(`${file}.sha256.part-${process.pid}`, `${expected}\n`)
-  await rename(part, file)
-  await rename(`${file}.sha256.part-${process.pid}`, `${file}.sha256`)
-  log.info(`downloaded ${name} (${humanSize(received)}, sha256 ${expected.slice(0, 16)}… verified)`)
-}
-
-// ------------------------------------------------------------------------------------------------
-// Safe extraction
-// ------------------------------------------------------------------------------------------------
-
-/** Why a tar entry may not be extracted, or undefined when it is fine. Paths are the archive's, before stripping the top directory. */
-export function unsafeEntryReason(entry: {path: string; type: string; linkpath?: string}): string | undefined {
-  const path = entry.path.replaceAll('\\', '/')
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return 'absolute path'
-  if (path.split('/').includes('..')) return '".." in the path'
-  if (['CharacterDevice', 'BlockDevice', 'FIFO'].includes(entry.type)) return `${entry.type} entry`
-  if (entry.type === 'Link' || entry.type === 'SymbolicLink') {
-    const target = (entry.linkpath ?? '').replaceAll('\\', '/')
-    if (target.startsWith('/')) return `${entry.type === 'Link' ? 'hard link' : 'symlink'} to an absolute path`
-    // Hard links name an archive path; symlinks are relative to the link's directory. Either must stay inside the top directory.
-    const base = entry.type === 'Link' ? '' : posix.dirname(path)
-    const resolved = posix.normalize(posix.join(base, target))
-    const top = path.split('/')[0]
-    if (resolved === '..' || resolved.startsWith('../') || (entry.type === 'Link' && resolved.split('/').includes('..'))) return `link that leaves the tree (${target})`
-    if (entry.type === 'SymbolicLink' && resolved.split('/')[0] !== top) return `symlink that leaves the tree (${target})`
-  }
-  return undefined
-}
-
-/**
- * Extracts a tar stream into dest, dropping the top directory (linux-6.1/, linux-source-6.1/).
- * Absolute paths, ".." and links that point out of the tree are refused: the whole extraction
- * fails and names them (the caller removes the partial directory).
- */
-export async function extractTarStream(input: Readable, dest: string, label: string, signal?: AbortSignal): Promise<void> {
-  const refused: string[] = []
-  await mkdir(dest, {recursive: true})
-  const extractor = tar.x({
-    cwd: dest,
-    strip: 1,
-    // Files belong to whoever runs pmemlab, even as root (the archive's uids mean nothing here).
-    preserveOwner: false,
-    filter: (path, entry) => {
-      const type = 'type' in entry ? String(entry.type) : 'File'
-      const linkpath = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined
-      const reason = unsafeEntryReason({path, type, linkpath})
-      if (reason) refused.push(`${path} (${reason})`)
-      return reason === undefined
-    },
-    onwarn: (code: string, message: string) => {
-      if (code !== 'TAR_ENTRY_INFO') log.debug(`tar: ${code}: ${message}`)
-    },
-  })
-  await pipeline(input, extractor, {signal})
-  if (refused.length > 0) {
-    throw new PmemlabError(
-      `refusing ${label}: ${refused.length} unsafe entr${refused.length === 1 ? 'y' : 'ies'}: ${refused.slice(0, 3).join(', ')}${refused.length > 3 ? ', …' : ''}`,
-      ExitCode.failure,
-      'an archive with absolute paths, ".." or links out of the tree is not extracted',
-    )
-  }
-}
-
-/** Extracts a .tar.xz (through xz -dc), .tar.gz or .tar file into dest. */
-export async function extractTarball(file: string, dest: string, signal?: AbortSignal): Promise<void> {
-  const magic = Buffer.alloc(6)
-  const handle = await open(file, 'r')
-  try {
-    await handle.read(magic, 0, 6, 0)
-  } finally {
-    await handle.close()
-  }
-  const isXz = magic.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))
-  if (isXz) {
-    const xz = await requireProgram('xz', 'xz-utils')
-    const pass = new PassThrough()
-    const extraction = extractTarStream(pass, dest, file, signal)
-    const child = run(xz, ['-dc', '--', file], {stdin: 'ignore', stdout: ['pipe', pass], buffer: false, cancelSignal: signal})
-    await Promise.all([extraction, child])
-  } else {
-    // gzip or plain tar: the tar package handles both.
-    await extractTarStream(createReadStream(file), dest, file, signal)
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
 // Sources
 // ------------------------------------------------------------------------------------------------
 
@@ -647,25 +248,6 @@ interface PreparedSource {
   tarball?: string
   gitArchive?: {dir: string; commit: string}
   fetchMs: number
-}
-
-/** sha256 of a file, remembered by path, size, mtime and inode so a second build need not reread 140 MB. */
-async function hashFileCached(file: string): Promise<string> {
-  const info = await stat(file)
-  const memoFile = join(buildDir(), 'file-hashes.json')
-  type Memo = Record<string, {size: number; mtimeMs: number; ino: number; sha256: string}>
-  const memo: Memo = await readFile(memoFile, 'utf8').then((t) => JSON.parse(t) as Memo, () => ({}))
-  const known = memo[file]
-  if (known && known.size === info.size && known.mtimeMs === info.mtimeMs && known.ino === info.ino) return known.sha256
-  const hash = createHash('sha256')
-  await pipeline(createReadStream(file), hash)
-  const digest = hash.digest('hex')
-  memo[file] = {size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, sha256: digest}
-  await mkdir(buildDir(), {recursive: true})
-  const temp = `${memoFile}.tmp-${process.pid}`
-  await writeFile(temp, JSON.stringify(memo, null, 1))
-  await rename(temp, memoFile)
-  return digest
 }
 
 async function git(dir: string, args: string[], options: {encoding?: 'buffer'} = {}) {
@@ -694,7 +276,7 @@ async function prepareSource(source: KernelSource, signal?: AbortSignal): Promis
       const file = resolve(source.file)
       if (!/\.tar(\.xz|\.gz)?$|\.tgz$/.test(file)) throw usageError(`--source ${source.file}: expected a .tar.xz, .tar.gz or .tar file`)
       if (!(await exists(file))) throw notFound(`--source ${source.file}: no such file`)
-      const digest = await hashFileCached(file)
+      const digest = await hashFileCached(file, join(buildDir(), 'file-hashes.json'))
       return {record: {kind: 'source', file, sha256: digest}, keySource: {tarball: digest}, tarball: file, fetchMs: 0}
     }
     case 'tree': {
@@ -869,17 +451,6 @@ async function estimateObjects(base: KernelBase, debug: boolean): Promise<number
 // Build
 // ------------------------------------------------------------------------------------------------
 
-async function readEntry(dir: string): Promise<BuildJson | undefined> {
-  try {
-    const parsed = buildJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')))
-    if (!parsed.success) return undefined
-    if (!(await exists(join(dir, parsed.data.files.kernel)))) return undefined
-    return parsed.data
-  } catch {
-    return undefined
-  }
-}
-
 function hitResult(key: string, build: BuildJson): BuildResult {
   const dir = join(kernelsDir(), key)
   return {cacheHit: true, key, dir, kernel: join(dir, build.files.kernel), build}
@@ -1023,157 +594,6 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
   } finally {
     interrupt.uninstall()
   }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The cache: list, resolve, remove, prune
-// ------------------------------------------------------------------------------------------------
-
-export interface KernelEntry {
-  key: string
-  dir: string
-  kernel: string
-  bytes: number
-  build: BuildJson
-}
-
-async function directorySize(dir: string): Promise<number> {
-  let total = 0
-  for (const entry of await readdir(dir, {withFileTypes: true}).catch(() => [])) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) total += await directorySize(path)
-    else total += await stat(path).then((s) => s.size, () => 0)
-  }
-  return total
-}
-
-/** Every complete entry, newest first. */
-export async function listKernels(): Promise<KernelEntry[]> {
-  const entries: KernelEntry[] = []
-  for (const name of await readdir(kernelsDir()).catch(() => [] as string[])) {
-    if (!/^[0-9a-f]{64}$/.test(name)) continue
-    const dir = join(kernelsDir(), name)
-    const build = await readEntry(dir)
-    if (!build || build.key !== name) continue
-    entries.push({key: name, dir, kernel: join(dir, build.files.kernel), bytes: await directorySize(dir), build})
-  }
-  return entries.sort((a, b) => b.build.createdAt.localeCompare(a.build.createdAt) || a.key.localeCompare(b.key))
-}
-
-export type SpecForm = 'latest' | 'key' | 'version'
-
-/** Which form a --kernel spec has: `latest`, a key or key prefix (6+ hex digits), a version; undefined for anything else. */
-export function specForm(spec: string): SpecForm | undefined {
-  if (spec === 'latest') return 'latest'
-  if (/^[0-9a-f]{6,64}$/.test(spec)) return 'key'
-  if (VERSION_SPEC.test(spec)) return 'version'
-  return undefined
-}
-
-function versionMatches(build: BuildJson, version: string): boolean {
-  return build.version === version || build.kernelVersion === version || build.kernelVersion.startsWith(`${version}.`) || build.version.startsWith(`${version}.`)
-}
-
-/** The entries a spec names: all matches for a key prefix, the newest for a version or latest. */
-async function matchEntries(spec: string): Promise<{form: SpecForm; matches: KernelEntry[]} | undefined> {
-  const form = specForm(spec)
-  if (!form) return undefined
-  const entries = await listKernels()
-  if (form === 'latest') return {form, matches: entries.slice(0, 1)}
-  if (form === 'key') return {form, matches: entries.filter((e) => e.key.startsWith(spec))}
-  return {form, matches: entries.filter((e) => versionMatches(e.build, spec)).slice(0, 1)}
-}
-
-async function findOne(spec: string): Promise<KernelEntry | undefined> {
-  const found = await matchEntries(spec)
-  if (!found) return undefined
-  if (found.matches.length === 0) {
-    throw notFound(
-      found.form === 'latest' ? 'no kernel has been built yet' : `no built kernel matches "${spec}"`,
-      'see pmemlab kernel ls, or build one with pmemlab kernel build',
-    )
-  }
-  if (found.matches.length > 1) throw usageError(`"${spec}" matches ${found.matches.length} kernels`, 'give more digits of the key')
-  return found.matches[0]
-}
-
-/**
- * For the VM runtime (`up --kernel`): a full key or unique prefix (6+ hex digits), a version
- * (the newest entry of it) or `latest`. Undefined when spec has none of these forms; a notFound
- * error when it does but nothing matches.
- */
-export async function resolveBuiltKernel(
-  spec: string,
-): Promise<{spec: string; version: string; key: string; kernel: string; kernelArgs: string[]; buildJson: string} | undefined> {
-  const entry = await findOne(spec)
-  if (!entry) return undefined
-  return {spec, version: entry.build.kernelVersion, key: entry.key, kernel: entry.kernel, kernelArgs: [...KERNEL_ARGS], buildJson: join(entry.dir, 'build.json')}
-}
-
-/** Removes the entry spec names (key prefix, version, latest). */
-export async function removeKernel(spec: string): Promise<KernelEntry> {
-  const entry = await findOne(spec)
-  if (!entry) throw usageError(`"${spec}" is not a kernel key, version or "latest"`)
-  const aside = join(kernelsDir(), `.tmp-rm-${entry.key}-${process.pid}`)
-  await rename(entry.dir, aside) // atomic: the entry is gone for readers at once
-  await rm(aside, {recursive: true, force: true})
-  return entry
-}
-
-export interface PruneResult {
-  removed: KernelEntry[]
-  /** Build trees, failed logs and leftovers of interrupted builds. */
-  removedPaths: string[]
-  freedBytes: number
-}
-
-/**
- * Keeps the newest `keep` entries (default 3) and removes the others, plus everything in build/
- * that no running pmemlab holds: extracted sources, failed logs, leftovers of killed builds.
- * Downloads are kept (they are what an air-gapped lab cannot get again).
- */
-export async function pruneKernels(options: {keep?: number} = {}): Promise<PruneResult> {
-  const keep = options.keep ?? 3
-  if (!Number.isInteger(keep) || keep < 0) throw usageError(`--keep ${keep}: expected a whole number, 0 or more`)
-  const result: PruneResult = {removed: [], removedPaths: [], freedBytes: 0}
-  for (const entry of (await listKernels()).slice(keep)) {
-    await rm(entry.dir, {recursive: true, force: true})
-    result.removed.push(entry)
-    result.freedBytes += entry.bytes
-  }
-  const live = async (pid: number) => pid !== process.pid && (await processAlive(pid))
-  const lockHolders: number[] = []
-  for (const dir of [kernelsDir(), buildDir()]) {
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (!name.endsWith('.lock')) continue
-      const pid = Number((await readFile(join(dir, name), 'utf8').catch(() => '')).trim())
-      if (pid && (await live(pid))) lockHolders.push(pid)
-      else await rm(join(dir, name), {force: true})
-    }
-  }
-  const remove = async (path: string) => {
-    const info = await stat(path).catch(() => undefined)
-    if (!info) return
-    const bytes = info.isDirectory() ? await directorySize(path) : info.size
-    await rm(path, {recursive: true, force: true})
-    result.removedPaths.push(path)
-    result.freedBytes += bytes
-  }
-  for (const name of await readdir(kernelsDir()).catch(() => [] as string[])) {
-    const owner = name.startsWith('.tmp-') ? pidOfTemp(name) : undefined
-    if (owner !== undefined && !(await live(owner))) await remove(join(kernelsDir(), name))
-  }
-  // Build trees: a running build may be reading an extracted source, so leave build/ alone then.
-  if (lockHolders.length > 0) {
-    log.info(`a kernel build is running (pid ${lockHolders.join(', ')}): build trees are kept`)
-  } else {
-    for (const name of await readdir(buildDir()).catch(() => [] as string[])) {
-      if (name === 'file-hashes.json') continue
-      await remove(join(buildDir(), name))
-    }
-  }
-  await removeStaleTemps(downloadsDir(), /\.part-\d+$/)
-  return result
 }
 
 // ------------------------------------------------------------------------------------------------

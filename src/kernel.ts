@@ -4,8 +4,8 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from './errors.js'
-import {cpioNewc, parseModulesBuiltin, resolveModuleOrder, type CpioEntry} from './initramfs.js'
-import {run} from './exec.js'
+import {fileIdentity} from './cache.js'
+import {cpioNewc, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry} from './initramfs.js'
 import {log} from './log.js'
 import {cacheDir, packageRoot} from './paths.js'
 import {canAccess, requireProgram, which} from './which.js'
@@ -64,8 +64,8 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
   if (spec === 'distro') return distroKernel()
   const path = resolve(spec)
   if (!spec.includes('/') && !(await exists(path))) {
-    // A kernel pmemlab built: by key, version or "latest". Loaded lazily: it brings the downloader.
-    const {resolveBuiltKernel} = await import('./kbuild.js')
+    // A kernel pmemlab built: by key, version or "latest".
+    const {resolveBuiltKernel} = await import('./kcache.js')
     const built = await resolveBuiltKernel(spec)
     if (built) return {spec, version: built.version, kernel: built.kernel, kernelArgs: built.kernelArgs}
   }
@@ -141,20 +141,27 @@ async function distroKernel(): Promise<BootKernel> {
  */
 export async function pvhKernel(bzImage: string, version: string): Promise<string | undefined> {
   try {
-    const image = await readFile(bzImage)
     const dir = join(cacheDir(), 'distro-kernels')
-    const path = join(dir, `vmlinux-${version}-${createHash('sha256').update(image).digest('hex').slice(0, 16)}`)
+    const path = join(dir, `vmlinux-${version}-${digestOf(await fileIdentity(bzImage)).slice(0, 16)}`)
+    // A kernel without a PVH entry is remembered too, so it is not decompressed on every boot.
+    const noPvh = `${path}.no-pvh`
     if (await exists(path)) return path
-    const payload = bzImagePayload(image)
-    if (!payload || payload.subarray(0, 6).toString('latin1') !== '\xfd7zXZ\0') return undefined // Debian uses xz
+    if (await exists(noPvh)) return undefined
+    const payload = bzImagePayload(await readFile(bzImage))
     const xz = await which('xz')
     if (!xz) return undefined
     await mkdir(dir, {recursive: true})
+    if (!payload || payload.subarray(0, 6).toString('latin1') !== '\xfd7zXZ\0') {
+      await writeFile(noPvh, 'not an xz-compressed bzImage\n') // Debian uses xz
+      return undefined
+    }
     const temp = join(dir, `.vmlinux-${version}.${process.pid}.tmp`)
     try {
+      const {run} = await import('./exec.js')
       await run(xz, ['-dc', '--single-stream'], {input: payload, stdout: {file: temp}})
       if (!hasPvhNote(await readFile(temp))) {
         await rm(temp, {force: true})
+        await writeFile(noPvh, 'no PVH entry note\n')
         return undefined
       }
       await rename(temp, path)
@@ -167,6 +174,13 @@ export async function pvhKernel(bzImage: string, version: string): Promise<strin
     log.debug(`no PVH kernel from ${bzImage}, booting the bzImage: ${(error as Error).message.split('\n')[0]}`)
     return undefined
   }
+}
+
+/** sha256 over the parts, each ended by a NUL so that no two lists of parts collide. */
+const digestOf = (...parts: Array<string | Buffer>) => {
+  const hash = createHash('sha256')
+  for (const part of parts) hash.update(part).update('\0')
+  return hash.digest('hex')
 }
 
 /** The compressed kernel inside a bzImage (boot protocol 2.08+: payload_offset/payload_length). */
@@ -258,51 +272,49 @@ export function isStaticElf(bytes: Buffer): boolean {
 
 /**
  * The initramfs for a distro kernel: static busybox, the guest modules with their dependencies,
- * and guest/initramfs-init as /init. Cached by a hash of everything that goes in.
+ * and guest/initramfs-init as /init. Cached under a key made of the module lists, /init's bytes
+ * and the identities (not the bytes) of busybox and the modules.
  */
 export async function buildDistroInitramfs(version: string, modulesDir: string): Promise<string> {
   const BUSYBOX = busyboxPath()
-  let busybox: Buffer
-  try {
-    busybox = await readFile(BUSYBOX)
-  } catch {
+  const busyboxHead = await readHead(BUSYBOX, 65_536).catch(() => {
     throw missingDependency(`${BUSYBOX} not found (a static busybox for the initramfs)`, 'apt-get install busybox-static')
-  }
-  if (!isStaticElf(busybox)) {
+  })
+  if (!isStaticElf(busyboxHead)) {
     throw missingDependency(`${BUSYBOX} is not statically linked: it cannot run in the initramfs`, 'apt-get install busybox-static')
   }
   const init = await readFile(join(packageRoot, 'guest', 'initramfs-init'))
   const modulesDep = await readFile(join(modulesDir, 'modules.dep'), 'utf8')
   const builtinText = await readFile(join(modulesDir, 'modules.builtin'), 'utf8').catch(() => '')
-  const builtinModinfo = await readFile(join(modulesDir, 'modules.builtin.modinfo')).catch(() => undefined)
+  const builtinModinfoPath = join(modulesDir, 'modules.builtin.modinfo')
+  const hasBuiltinModinfo = await exists(builtinModinfoPath)
 
   let order: string[]
   let shipped: string[]
   try {
     const builtin = parseModulesBuiltin(builtinText)
-    order = resolveModuleOrder(modulesDep, BOOT_MODULES, builtin)
-    shipped = resolveModuleOrder(modulesDep, [...BOOT_MODULES, ...ON_DEMAND_MODULES], builtin)
+    const dependencies = parseModulesDep(modulesDep)
+    order = resolveModuleOrder(dependencies, BOOT_MODULES, builtin)
+    shipped = resolveModuleOrder(dependencies, [...BOOT_MODULES, ...ON_DEMAND_MODULES], builtin)
   } catch (error) {
     if (error instanceof PmemlabError) {
       throw new PmemlabError(`kernel ${version}: ${error.message}`, error.exitCode, error.hint)
     }
     throw error
   }
+
+  const identities = await Promise.all([BUSYBOX, ...shipped.map((path) => join(modulesDir, path)), ...(hasBuiltinModinfo ? [builtinModinfoPath] : [])].map(fileIdentity))
+  const digest = digestOf('pmemlab-initramfs-v3', version, order.join('\n'), shipped.join('\n'), init, builtinText, ...identities)
+  const dir = join(cacheDir(), 'initramfs')
+  const path = join(dir, `${digest}.cpio`)
+  if (await exists(path)) return path
+
+  const busybox = await readFile(BUSYBOX)
+  const builtinModinfo = hasBuiltinModinfo ? await readFile(builtinModinfoPath) : undefined
   // busybox insmod cannot read zstd, and some distributions (Ubuntu) compress every module:
   // ship them uncompressed under plain .ko names.
   const modules = await Promise.all(shipped.map(async (path) => ({path: uncompressedName(path), content: await readModule(join(modulesDir, path))})))
   order = order.map((path) => uncompressedName(path))
-
-  const hash = createHash('sha256')
-  hash.update(`pmemlab-initramfs-v2\0${version}\0${order.join('\n')}\0${shipped.join('\n')}\0`)
-  for (const module of modules) hash.update(module.content)
-  hash.update(init).update('\0').update(busybox).update('\0').update(builtinText)
-  if (builtinModinfo) hash.update(builtinModinfo)
-  const digest = hash.digest('hex')
-
-  const dir = join(cacheDir(), 'initramfs')
-  const path = join(dir, `${digest}.cpio`)
-  if (await exists(path)) return path
 
   log.info(`building initramfs for kernel ${version} (${modules.length} modules)`)
   const lib = `lib/modules/${version}`
@@ -360,6 +372,7 @@ async function depmodIndexes(
         await writeFile(join(dir, module.path), module.content)
       }
       for (const file of extra) await writeFile(join(dir, file.name), file.content)
+      const {run} = await import('./exec.js')
       await run(depmod, ['-b', scratch, version])
       const generated = (await readdir(dir)).filter((name) => name.startsWith('modules.') && !extra.some((file) => file.name === name))
       return await Promise.all(generated.sort().map(async (name) => ({name, content: await readFile(join(dir, name))})))
@@ -382,11 +395,24 @@ const COMPRESSED_MODULE = /\.ko\.(xz|gz|zst)$/
 
 export const uncompressedName = (path: string) => path.replace(COMPRESSED_MODULE, '.ko')
 
+/** The first bytes of a file (an ELF header and its program headers). */
+async function readHead(path: string, length: number): Promise<Buffer> {
+  const file = await open(path, 'r')
+  try {
+    const buffer = Buffer.alloc(length)
+    const {bytesRead} = await file.read(buffer, 0, length, 0)
+    return buffer.subarray(0, bytesRead)
+  } finally {
+    await file.close()
+  }
+}
+
 async function readModule(path: string): Promise<Buffer> {
   const compression = COMPRESSED_MODULE.exec(path)?.[1]
   if (!compression) return readFile(path)
   if (compression === 'gz') return gunzipSync(await readFile(path))
   const tool = compression === 'xz' ? await requireProgram('xz', 'xz-utils') : await requireProgram('zstd', 'zstd')
+  const {run} = await import('./exec.js')
   const result = await run(tool, ['-dc', path], {encoding: 'buffer', stripFinalNewline: false})
   return Buffer.from(result.stdout)
 }

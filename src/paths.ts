@@ -15,3 +15,8 @@ export function stateDir(): string {
 
 /** The checked-in recipes and guest files, found relative to the installed package. */
 export const packageRoot = new URL('../../', import.meta.url).pathname
+
+/** The kernel cache: finished entries, verified downloads, and build trees (see kbuild.ts). */
+export const kernelsDir = () => join(cacheDir(), 'kernels')
+export const downloadsDir = () => join(cacheDir(), 'downloads')
+export const buildDir = () => join(cacheDir(), 'build')

@@ -11,24 +11,10 @@ import {after, afterEach, before, beforeEach, describe, test} from 'node:test'
 import {gzipSync} from 'node:zlib'
 import {execa} from 'execa'
 import {PmemlabError} from '../../src/errors.js'
-import {
-  acquireLock,
-  computeKey,
-  extractTarball,
-  extractTarStream,
-  fetchKernelTarball,
-  listKernels,
-  makefileVersion,
-  normaliseFragmentText,
-  parseSha256Sums,
-  pickRelease,
-  pruneKernels,
-  removeKernel,
-  resolveBuiltKernel,
-  specForm,
-  unsafeEntryReason,
-  type KeyInputs,
-} from '../../src/kbuild.js'
+import {acquireLock} from '../../src/cache.js'
+import {extractTarball, extractTarStream, fetchKernelTarball, parseSha256Sums, pickRelease, unsafeEntryReason} from '../../src/fetch.js'
+import {computeKey, makefileVersion, normaliseFragmentText, type KeyInputs} from '../../src/kbuild.js'
+import {listKernels, pruneKernels, removeKernel, resolveBuiltKernel, specForm} from '../../src/kcache.js'
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex')
 

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../command.js'
 import {usageError} from '../../errors.js'
 import {buildKernel, type KernelSource} from '../../kbuild.js'

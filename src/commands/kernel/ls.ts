@@ -1,6 +1,6 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../command.js'
-import {listKernels, type SourceRecord} from '../../kbuild.js'
+import {listKernels, type SourceRecord} from '../../kcache.js'
 import {humanSize} from '../../size.js'
 import {renderTable} from '../../table.js'
 

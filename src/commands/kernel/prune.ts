@@ -1,6 +1,6 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../command.js'
-import {pruneKernels} from '../../kbuild.js'
+import {pruneKernels} from '../../kcache.js'
 import {log} from '../../log.js'
 import {humanSize} from '../../size.js'
 

@@ -1,7 +1,8 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../command.js'
 import {usageError} from '../../errors.js'
-import {removeKernel} from '../../kbuild.js'
+import {removeKernel} from '../../kcache.js'
 import {log} from '../../log.js'
 
 export default class KernelRm extends PmemlabCommand {
