@@ -43,7 +43,8 @@ import {
   type UserSuite,
 } from './suite.js'
 import {failing, looksLikeTap, parseTap, TapParser, type TapAssert, type TapDocument} from './tap.js'
-import {LabSession, listRecords, type LabRequest, type UpRequest} from './vm.js'
+import {listRecords} from './state.js'
+import {LabSession, type LabRequest, type UpRequest} from './vm.js'
 
 export interface TestRunOptions extends LabRequest {
   filesystems: Filesystem[]

@@ -4,18 +4,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
 import {PmemlabError} from '../../src/errors.js'
-import {
-  buildImage,
-  imageHash,
-  listImages,
-  listRecipes,
-  loadRecipe,
-  parseAptSources,
-  pathInRoot,
-  pickDebianMirror,
-  recipeSchema,
-  resolveImage,
-} from '../../src/image.js'
+import {imageHash, listImages, listRecipes, loadRecipe, resolveImage} from '../../src/image.js'
+import {recipeSchema} from '../../src/recipe.js'
+import {buildImage, buildScript, parseAptSources, pathInRoot, pickDebianMirror} from '../../src/imagebuild.js'
 import {packageRoot} from '../../src/paths.js'
 
 /** Runs body with PMEMLAB_CACHE_DIR pointing at a fresh directory. */
@@ -69,6 +60,16 @@ test('the debian-12 recipe is listed, valid and hashed with its guest files', as
     ),
   )
   assert.ok(loaded.buildSources.some((file) => file.source === 'guest/tests/pmemlab-pmemobj.c'), 'the compiled guest programs are part of the hash')
+})
+
+test('buildScript compiles each program with the cflags, -static when asked, then its libraries', async () => {
+  const {build} = (await loadRecipe('debian-12')).recipe
+  assert.ok(build)
+  const script = buildScript(build).split('\n')
+  const compile = (to: string) => script.find((line) => line.startsWith('gcc ') && line.includes(` -o ${to} `))
+  assert.equal(compile('/usr/local/bin/pmemlab-exec'), `gcc ${build.cflags.join(' ')} -static -o /usr/local/bin/pmemlab-exec guest/pmemlab-exec.c`)
+  assert.equal(compile('/usr/local/bin/pmemlab-pmemobj'), `gcc ${build.cflags.join(' ')} -o /usr/local/bin/pmemlab-pmemobj guest/tests/pmemlab-pmemobj.c -lpmemobj -lpmem`, 'headers are not compiled')
+  assert.equal(script[1], 'set -eu', 'a failed compile fails the image build')
 })
 
 test('an unknown recipe is a one-line usage error listing the known ones', async () => {

@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../command.js'
-import {buildImage} from '../../image.js'
+import {buildImage} from '../../imagebuild.js'
 import {humanSize} from '../../size.js'
 
 export default class ImageBuild extends PmemlabCommand {
