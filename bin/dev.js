@@ -3,7 +3,7 @@
 import {execFileSync} from 'node:child_process'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {execute} from '@oclif/core'
+import {execute} from '@oclif/core/execute'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {stdio: 'inherit'})

@@ -1,4 +1,5 @@
-import {Flags, type Interfaces} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
+import type {Interfaces} from '@oclif/core'
 import type {AccelRequest} from './accel.js'
 import type {LabRequest} from './vm.js'
 import type {MachineType} from './topology.js'

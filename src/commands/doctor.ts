@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../command.js'
 import {runDoctor} from '../doctor.js'
 import {ExitCode} from '../errors.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../command.js'
 import {formatSize} from '../size.js'
 import {renderTable} from '../table.js'

@@ -1,5 +1,5 @@
 import {writeFile} from 'node:fs/promises'
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../command.js'
 import {usageError} from '../errors.js'
 import {labFlags, labRequest} from '../flags.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../command.js'
 import {labFlags, labRequest} from '../flags.js'
 import {dryRunText, planVm, up, type UpRequest} from '../vm.js'
