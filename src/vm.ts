@@ -14,7 +14,7 @@ import {GuestAgent, Qmp, sleep} from './monitor.js'
 import {processAlive, signalProcess, waitForExit} from './process.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from './size.js'
-import {claimVmDir, listRecords, reapStale, refuseTakenName, removeVmDir, runningRecord, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
+import {claimVmDir, reapStale, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
 import {planTopology, type Layout} from './topology.js'
 import {qemuBinaryName, requireProgram, which} from './which.js'
 
@@ -60,10 +60,16 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
   if (!options.dryRun) await refuseTakenName(name)
   if (!Number.isInteger(request.cpus) || request.cpus < 1) throw usageError(`invalid --cpus ${request.cpus}`, 'give a whole number of at least 1')
   const layout = planTopology(topologyRequest(request.topology))
-  await checkUserFiles(layout)
-  const binary = await requireProgram(qemuBinaryName(), 'qemu-system-x86')
-  const accel = decideAccel(request.accel, await probeHostVirt())
-  const kernel = await resolveKernel(request.kernel)
+  // Independent lookups run together (each waits mostly on the file system); all are settled
+  // before one fails, so no half-done work goes on behind an error, and errors come in this order.
+  const [, binary, hostVirt, kernel] = await allOrFirstError([
+    checkUserFiles(layout),
+    requireProgram(qemuBinaryName(), 'qemu-system-x86'),
+    probeHostVirt(),
+    resolveKernel(request.kernel),
+  ] as const)
+  const accel = decideAccel(request.accel, hostVirt)
+  // After the kernel: a missing image is built, which should not start before bad input is refused.
   const image = await resolveImage(request.image, {build: !options.dryRun, planned: options.dryRun})
   const dir = vmDir(name)
   const disposable = (id: string) => join(dir, DISPOSABLE, `${id}.img`)
@@ -96,6 +102,13 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
     ...layout.virtioPmem.map((d, i) => ({kind: 'virtio-pmem' as const, id: d.id, size: d.size, file: virtioPmemFiles[i], persistent: d.file !== undefined})),
   ]
   return {name, dir, accel, layout, kernel, image, qemu, devices}
+}
+
+async function allOrFirstError<T extends readonly unknown[]>(promises: T): Promise<{-readonly [K in keyof T]: Awaited<T[K]>}> {
+  const results = await Promise.allSettled(promises)
+  const failed = results.find((result) => result.status === 'rejected')
+  if (failed) throw (failed as PromiseRejectedResult).reason
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as {-readonly [K in keyof T]: Awaited<T[K]>}
 }
 
 /**
@@ -300,6 +313,7 @@ export class LabSession {
     for (const signal of SIGNALS) process.on(signal, teardown)
     try {
       const session = new LabSession(record, await waitForAgent(record, request.bootTimeoutMs))
+      log.debug(`the guest agent of ${record.name} answers`)
       for (const signal of SIGNALS) process.on(signal, session.onSignal)
       return session
     } catch (error) {
@@ -411,17 +425,3 @@ async function upInteractive(request: UpRequest): Promise<UpResult> {
     await stopVm(record, 0)
   }
 }
-
-export async function execInVm(name: string, argv: string[], timeoutMs?: number): Promise<number> {
-  const record = await runningRecord(name)
-  const agent = await GuestAgent.connect(record.sockets.qga, 5000).catch(() => {
-    throw new PmemlabError(`the guest agent of VM "${name}" does not answer`, ExitCode.failure, `look at its console: pmemlab console ${name}`)
-  })
-  try {
-    return await execStreaming(agent, argv, {stdout: process.stdout, stderr: process.stderr, timeoutMs})
-  } finally {
-    agent.close()
-  }
-}
-
-export {listRecords, runningRecord}

@@ -1,7 +1,8 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../command.js'
 import {usageError} from '../errors.js'
-import {execInVm} from '../vm.js'
+import {execInVm} from '../guest.js'
 
 export default class Exec extends PmemlabCommand {
   static override summary = 'Run a command in a VM through its guest agent'

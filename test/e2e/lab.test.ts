@@ -70,6 +70,22 @@ describe('a lab you can boot', {timeout: 1_800_000}, () => {
     assert.equal(status.stdout, 'out')
     assert.equal(status.stderr, 'err')
 
+    const missing = await lab.pmemlab(['exec', 'main', '--', 'no-such-command'])
+    assert.equal(missing.exitCode, 127, 'a command the guest does not have exits like a shell says')
+    assert.match(missing.stderr, /no-such-command: No such file or directory/)
+
+    const big = await lab.pmemlab(['exec', 'main', '--', 'sh', '-c', "head -c 300000 /dev/zero | tr '\\0' x"])
+    assert.equal(big.stdout.length, 300_000, 'output larger than one read chunk arrives whole')
+    assert.match(big.stdout, /^x+$/)
+
+    // Output streams while the command runs, and the files it goes through are unlinked at once.
+    const streaming = lab.start(['exec', 'main', '--', 'sh', '-c', 'echo first; sleep 4; ls /run | grep -c pmemlab-exec; echo last'])
+    const firstSeen = new Promise<number>((resolve) => streaming.stdout!.on('data', (chunk: Buffer) => String(chunk).includes('first') && resolve(Date.now())))
+    const finished = await streaming
+    assert.equal(finished.exitCode, 0, String(finished.stderr))
+    assert.ok(Date.now() - (await firstSeen) >= 3000, 'the first line arrived before the command ended')
+    assert.deepEqual(String(finished.stdout).split('\n'), ['first', '0', 'last'], 'no exec files are left in the guest /run')
+
     // The serial console, through a pseudo-terminal as a user would have it; Ctrl-] detaches.
     const console = execa('script', ['-qfec', `${process.execPath} ${join(root, 'bin', 'run.js')} console main`, '/dev/null'], {env: lab.env, reject: false})
     await sleep(2000)
