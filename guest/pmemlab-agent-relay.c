@@ -40,15 +40,18 @@ static int host_connected(int port)
 	return !(p.revents & POLLHUP);
 }
 
-/* Sleeps until the host opens the port: SIGIO comes when it does (1 s at most, as a safeguard). */
+/*
+ * Sleeps until the host opens the port: SIGIO comes when it does. Should a kernel not send it,
+ * the 100 ms timeout makes this no slower than qemu-ga polling the port.
+ */
 static void wait_for_host(int port)
 {
 	sigset_t sigio;
 	sigemptyset(&sigio);
 	sigaddset(&sigio, SIGIO);
-	struct timespec second = {.tv_sec = 1};
+	struct timespec timeout = {.tv_nsec = 100 * 1000 * 1000};
 	while (!host_connected(port))
-		sigtimedwait(&sigio, NULL, &second);
+		sigtimedwait(&sigio, NULL, &timeout);
 }
 
 /* qemu-ga's socket; it may still be starting, so keep trying (every 20 ms). */

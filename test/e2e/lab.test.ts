@@ -86,6 +86,23 @@ describe('a lab you can boot', {timeout: 1_800_000}, () => {
     assert.ok(Date.now() - (await firstSeen) >= 3000, 'the first line arrived before the command ended')
     assert.deepEqual(String(finished.stdout).split('\n'), ['first', '0', 'last'], 'no exec files are left in the guest /run')
 
+    // A client that dies mid-command leaves nothing that confuses the next one.
+    const abandoned = lab.start(['exec', 'main', '--', 'sleep', '30'])
+    await sleep(1500)
+    abandoned.kill('SIGKILL')
+    await abandoned
+    const next = await lab.pmemlab(['exec', 'main', '--', 'echo', 'next'])
+    assert.equal(next.exitCode, 0, next.stderr)
+    assert.equal(next.stdout, 'next')
+
+    // qemu-ga dies (here: killed); pmemlab-init restarts it and the agent relay reconnects.
+    const kill = await lab.pmemlab(['exec', 'main', '--', 'sh', '-c', '(sleep 1; kill $(pidof qemu-ga)) >/dev/null 2>&1 &'])
+    assert.equal(kill.exitCode, 0, kill.stderr)
+    await sleep(3000)
+    const restarted = await lab.pmemlab(['exec', 'main', '--', 'sh', '-c', 'grep -c "qemu-ga exited" /run/qemu-ga.log'])
+    assert.equal(restarted.exitCode, 0, restarted.stderr)
+    assert.equal(restarted.stdout, '1', 'qemu-ga was killed once and the agent answers again')
+
     // The serial console, through a pseudo-terminal as a user would have it; Ctrl-] detaches.
     const console = execa('script', ['-qfec', `${process.execPath} ${join(root, 'bin', 'run.js')} console main`, '/dev/null'], {env: lab.env, reject: false})
     await sleep(2000)
