@@ -1,18 +1,16 @@
-import {createHash} from 'node:crypto'
-import {readFile, readdir, stat} from 'node:fs/promises'
-import {dirname, join, relative} from 'node:path'
-import {mkdir, rename, writeFile} from 'node:fs/promises'
-import {fileURLToPath} from 'node:url'
-import {usageError, notFound} from './errors.js'
-import {log} from './log.js'
-import {cacheDir, packageRoot} from './paths.js'
-import type {Recipe} from './recipe.js'
-
 /**
  * Guest images: the recipes in images/, their content hash, and the cache of built images.
  * Building one (mmdebstrap, the compiled guest programs, the ext4 image) is in imagebuild.ts,
  * loaded only when an image must be built.
  */
+import {createHash} from 'node:crypto'
+import {mkdir, readFile, readdir, rename, stat, writeFile} from 'node:fs/promises'
+import {dirname, join, relative} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {usageError, notFound} from './errors.js'
+import {log} from './log.js'
+import {cacheDir, packageRoot} from './paths.js'
+import type {Recipe} from './recipe.js'
 
 /** A built guest image, as recorded in its image.json. */
 export interface ImageInfo {
@@ -112,10 +110,15 @@ async function parseRecipeCached(text: string, where: string, name: string): Pro
   if (known) return known
   const {parseRecipe} = await import('./recipe.js')
   const recipe = parseRecipe(text, where, name)
-  await mkdir(dirname(memo), {recursive: true})
+  // Remembering is an optimisation: a cache that cannot be written costs only the parse.
   const temp = `${memo}.tmp-${process.pid}`
-  await writeFile(temp, JSON.stringify(recipe))
-  await rename(temp, memo)
+  try {
+    await mkdir(dirname(memo), {recursive: true})
+    await writeFile(temp, JSON.stringify(recipe))
+    await rename(temp, memo)
+  } catch (error) {
+    log.debug(`cannot remember the parsed recipe in ${memo}: ${(error as Error).message}`)
+  }
   return recipe
 }
 

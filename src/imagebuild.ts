@@ -1,3 +1,7 @@
+/**
+ * Building a guest image from its recipe: the Debian mirror, mmdebstrap, the programs compiled
+ * inside the image, the guest files, and the ext4 image, built aside and renamed into the cache.
+ */
 import {
   appendFile,
   chmod,
@@ -22,11 +26,6 @@ import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type Load
 import type {Recipe, RecipeBuild} from './recipe.js'
 import {log, shellQuote} from './log.js'
 import {requireProgram} from './which.js'
-
-/**
- * Building a guest image from its recipe: the Debian mirror, mmdebstrap, the programs compiled
- * inside the image, the guest files, and the ext4 image, built aside and renamed into the cache.
- */
 
 // ---------------------------------------------------------------------------------------------
 // Debian mirror

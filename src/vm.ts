@@ -60,16 +60,11 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
   if (!options.dryRun) await refuseTakenName(name)
   if (!Number.isInteger(request.cpus) || request.cpus < 1) throw usageError(`invalid --cpus ${request.cpus}`, 'give a whole number of at least 1')
   const layout = planTopology(topologyRequest(request.topology))
-  // Independent lookups run together (each waits mostly on the file system); all are settled
-  // before one fails, so no half-done work goes on behind an error, and errors come in this order.
-  const [, binary, hostVirt, kernel] = await allOrFirstError([
-    checkUserFiles(layout),
-    requireProgram(qemuBinaryName(), 'qemu-system-x86'),
-    probeHostVirt(),
-    resolveKernel(request.kernel),
-  ] as const)
-  const accel = decideAccel(request.accel, hostVirt)
-  // After the kernel: a missing image is built, which should not start before bad input is refused.
+  await checkUserFiles(layout)
+  const binary = await requireProgram(qemuBinaryName(), 'qemu-system-x86')
+  const accel = decideAccel(request.accel, await probeHostVirt())
+  // Bad input is refused above, before anything is built for the kernel or the image.
+  const kernel = await resolveKernel(request.kernel)
   const image = await resolveImage(request.image, {build: !options.dryRun, planned: options.dryRun})
   const dir = vmDir(name)
   const disposable = (id: string) => join(dir, DISPOSABLE, `${id}.img`)
@@ -102,13 +97,6 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
     ...layout.virtioPmem.map((d, i) => ({kind: 'virtio-pmem' as const, id: d.id, size: d.size, file: virtioPmemFiles[i], persistent: d.file !== undefined})),
   ]
   return {name, dir, accel, layout, kernel, image, qemu, devices}
-}
-
-async function allOrFirstError<T extends readonly unknown[]>(promises: T): Promise<{-readonly [K in keyof T]: Awaited<T[K]>}> {
-  const results = await Promise.allSettled(promises)
-  const failed = results.find((result) => result.status === 'rejected')
-  if (failed) throw (failed as PromiseRejectedResult).reason
-  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as {-readonly [K in keyof T]: Awaited<T[K]>}
 }
 
 /**
