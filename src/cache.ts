@@ -93,6 +93,21 @@ export async function fileIdentity(path: string): Promise<string> {
 }
 
 /**
+ * Writes path so that readers see the old content or the new, never part of it: the data goes to
+ * a temp name carrying this pid, renamed over path once complete, and removed if writing fails.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}`
+  try {
+    await writeFile(temp, data, {mode})
+    await rename(temp, path)
+  } catch (error) {
+    await rm(temp, {force: true})
+    throw error
+  }
+}
+
+/**
  * sha256 of a file, remembered in memoFile by the file's identity, so a second build need not
  * reread a 140 MB tarball.
  */
@@ -106,8 +121,6 @@ export async function hashFileCached(file: string, memoFile: string): Promise<st
   const digest = hash.digest('hex')
   memo[file] = {identity, sha256: digest}
   await mkdir(dirname(memoFile), {recursive: true})
-  const temp = `${memoFile}.tmp-${process.pid}`
-  await writeFile(temp, JSON.stringify(memo, null, 1))
-  await rename(temp, memoFile)
+  await writeFileAtomic(memoFile, JSON.stringify(memo, null, 1))
   return digest
 }

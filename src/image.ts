@@ -4,9 +4,10 @@
  * loaded only when an image must be built.
  */
 import {createHash} from 'node:crypto'
-import {mkdir, readFile, readdir, rename, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {writeFileAtomic} from './cache.js'
 import {usageError, notFound} from './errors.js'
 import {log} from './log.js'
 import {cacheDir, packageRoot} from './paths.js'
@@ -111,11 +112,9 @@ async function parseRecipeCached(text: string, where: string, name: string): Pro
   const {parseRecipe} = await import('./recipe.js')
   const recipe = parseRecipe(text, where, name)
   // Remembering is an optimisation: a cache that cannot be written costs only the parse.
-  const temp = `${memo}.tmp-${process.pid}`
   try {
     await mkdir(dirname(memo), {recursive: true})
-    await writeFile(temp, JSON.stringify(recipe))
-    await rename(temp, memo)
+    await writeFileAtomic(memo, JSON.stringify(recipe))
   } catch (error) {
     log.debug(`cannot remember the parsed recipe in ${memo}: ${(error as Error).message}`)
   }

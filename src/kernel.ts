@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from './errors.js'
-import {fileIdentity} from './cache.js'
+import {fileIdentity, writeFileAtomic} from './cache.js'
 import {cpioNewc, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry} from './initramfs.js'
 import {log} from './log.js'
 import {cacheDir, packageRoot} from './paths.js'
@@ -340,14 +340,7 @@ export async function buildDistroInitramfs(version: string, modulesDir: string):
     ...moduleFiles.map((file) => ({path: `${lib}/${file.name}`, mode: 0o644, content: file.content})),
   ]
   await mkdir(dir, {recursive: true})
-  const temp = join(dir, `.${digest}.${process.pid}.tmp`)
-  try {
-    await writeFile(temp, cpioNewc(entries))
-    await rename(temp, path)
-  } catch (error) {
-    await rm(temp, {force: true})
-    throw error
-  }
+  await writeFileAtomic(path, cpioNewc(entries))
   return path
 }
 

@@ -1,5 +1,6 @@
-import {mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
+import {writeFileAtomic} from './cache.js'
 import {ExitCode, PmemlabError, notFound} from './errors.js'
 import {checkVmName} from './lab.js'
 import {stateDir} from './paths.js'
@@ -76,9 +77,7 @@ async function dirAgeMs(dir: string): Promise<number> {
 }
 
 export async function writeRecord(record: VmRecord): Promise<void> {
-  const file = join(record.dir, 'vm.json')
-  await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, {mode: 0o600})
-  await rename(`${file}.tmp`, file)
+  await writeFileAtomic(join(record.dir, 'vm.json'), `${JSON.stringify(record, null, 2)}\n`, 0o600)
 }
 
 export async function readRecord(name: string): Promise<VmRecord | undefined> {
