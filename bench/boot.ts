@@ -13,8 +13,9 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
-import {GuestAgent, Qmp, sleep} from '../src/monitor.js'
-import {renderTable} from '../src/table.js'
+import {sleep} from '../src/core/process.js'
+import {GuestAgent, Qmp} from '../src/lab/monitor.js'
+import {renderTable} from '../src/core/table.js'
 
 const {values} = parseArgs({options: {runs: {type: 'string', default: '9'}, kernel: {type: 'string', default: 'distro'}}})
 const runs = Number(values.runs)

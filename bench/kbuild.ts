@@ -16,7 +16,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
-import {renderTable} from '../src/table.js'
+import {renderTable} from '../src/core/table.js'
 
 const {values} = parseArgs({
   options: {

@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
-import {renderTable} from '../src/table.js'
+import {renderTable} from '../src/core/table.js'
 
 const {values} = parseArgs({options: {kernel: {type: 'string', default: 'distro'}, fs: {type: 'string', default: 'ext4,xfs'}}})
 const runJs = fileURLToPath(new URL('../../bin/run.js', import.meta.url))

@@ -1,9 +1,9 @@
 import * as Args from '@oclif/core/args'
 import {connect} from 'node:net'
-import {PmemlabCommand} from '../command.js'
-import {ExitCode, PmemlabError} from '../errors.js'
-import {log} from '../log.js'
-import {runningRecord} from '../state.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
+import {log} from '../core/log.js'
+import {runningRecord} from '../lab/state.js'
 
 const DETACH_KEY = 0x1d // Ctrl-]
 

@@ -1,8 +1,8 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {runDoctor} from '../doctor.js'
-import {ExitCode} from '../errors.js'
-import {renderTable} from '../table.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {runDoctor} from '../lab/doctor.js'
+import {ExitCode} from '../core/errors.js'
+import {renderTable} from '../core/table.js'
 
 export default class Doctor extends PmemlabCommand {
   static override summary = 'Check that this machine can run a lab'

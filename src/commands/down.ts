@@ -1,10 +1,10 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {usageError} from '../errors.js'
-import {log} from '../log.js'
-import {listRecords, runningRecord} from '../state.js'
-import {stopVm} from '../vm.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {usageError} from '../core/errors.js'
+import {log} from '../core/log.js'
+import {listRecords, runningRecord} from '../lab/state.js'
+import {stopVm} from '../lab/vm.js'
 
 export default class Down extends PmemlabCommand {
   static override summary = 'Power off a VM and delete its disposable files'

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {usageError} from '../errors.js'
-import {execInVm} from '../guest.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {usageError} from '../core/errors.js'
+import {execInVm} from '../lab/guest.js'
 
 export default class Exec extends PmemlabCommand {
   static override summary = 'Run a command in a VM through its guest agent'

@@ -1,8 +1,8 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {formatSize} from '../size.js'
-import {renderTable} from '../table.js'
-import {reapStale} from '../state.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {formatSize} from '../core/size.js'
+import {renderTable} from '../core/table.js'
+import {reapStale} from '../lab/state.js'
 
 export default class Ls extends PmemlabCommand {
   static override summary = 'List VMs'

@@ -1,11 +1,11 @@
 import {writeFile} from 'node:fs/promises'
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {usageError} from '../errors.js'
-import {labFlags, labRequest} from '../flags.js'
-import {log} from '../log.js'
-import {FILESYSTEMS, renderSummary, reportJson, toJUnit, toTap, type Filesystem} from '../suite.js'
-import {runTests} from '../testrun.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {usageError} from '../core/errors.js'
+import {labFlags, labRequest} from '../cli/flags.js'
+import {log} from '../core/log.js'
+import {FILESYSTEMS, renderSummary, reportJson, toJUnit, toTap, type Filesystem} from '../suite/results.js'
+import {runTests} from '../suite/run.js'
 
 export default class Test extends PmemlabCommand {
   static override summary = 'Boot a lab, prepare its persistent memory and run test suites in it'

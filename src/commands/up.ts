@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../command.js'
-import {labFlags, labRequest} from '../flags.js'
-import {dryRunText, planVm, up, type UpRequest} from '../vm.js'
+import {PmemlabCommand} from '../cli/command.js'
+import {labFlags, labRequest} from '../cli/flags.js'
+import {dryRunText, planVm, up, type UpRequest} from '../lab/vm.js'
 
 export default class Up extends PmemlabCommand {
   static override summary = 'Boot a disposable VM with persistent memory'

@@ -3,7 +3,7 @@ import {chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/p
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
-import {parseTap, type TapDocument} from '../../src/tap.js'
+import {parseTap, type TapDocument} from '../../src/suite/tap.js'
 import {makeLab, root, type Lab} from './cli.js'
 import {decodeXml as decode} from '../helpers/xml.js'
 

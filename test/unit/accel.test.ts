@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {decideAccel, judgeKvm, parseCpuFlags, type HostVirtFacts} from '../../src/accel.js'
-import {PmemlabError} from '../../src/errors.js'
+import {decideAccel, judgeKvm, parseCpuFlags, type HostVirtFacts} from '../../src/lab/accel.js'
+import {PmemlabError} from '../../src/core/errors.js'
 
 const facts = (over: Partial<HostVirtFacts>): HostVirtFacts => ({arch: 'x64', kvmDevice: 'ok', cpuFlags: new Set(['fpu', 'vmx']), ...over})
 

@@ -3,11 +3,12 @@ import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
-import {imageHash, listImages, listRecipes, loadRecipe, resolveImage} from '../../src/image.js'
-import {recipeSchema} from '../../src/recipe.js'
-import {buildImage, buildScript, parseAptSources, pathInRoot, pickDebianMirror} from '../../src/imagebuild.js'
-import {packageRoot} from '../../src/paths.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {resolveImage} from '../../src/image/resolve.js'
+import {imageHash, listImages, listRecipes, loadRecipe} from '../../src/image/store.js'
+import {recipeSchema} from '../../src/image/recipe.js'
+import {buildImage, buildScript, parseAptSources, pathInRoot, pickDebianMirror} from '../../src/image/build.js'
+import {packageRoot} from '../../src/core/paths.js'
 
 /** Runs body with PMEMLAB_CACHE_DIR pointing at a fresh directory. */
 async function withCache(body: (cache: string) => Promise<void>): Promise<void> {

@@ -4,9 +4,9 @@ import {existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
-import {cpioNewc, moduleName, parseModulesBuiltin, resolveModuleOrder} from '../../src/initramfs.js'
-import {BOOT_MODULES, ON_DEMAND_MODULES} from '../../src/kernel.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {cpioNewc, moduleName, parseModulesBuiltin, resolveModuleOrder} from '../../src/kernel/initramfs.js'
+import {BOOT_MODULES, ON_DEMAND_MODULES} from '../../src/kernel/boot.js'
 
 const hasCpio = (() => {
   try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {escapeAttr, escapeText, renderJUnit, type JUnitSuite} from '../../src/junit.js'
+import {escapeAttr, escapeText, renderJUnit, type JUnitSuite} from '../../src/suite/junit.js'
 import {decodeXml as decode} from '../helpers/xml.js'
 
 /**

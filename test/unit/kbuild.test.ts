@@ -10,11 +10,11 @@ import {Readable} from 'node:stream'
 import {after, afterEach, before, beforeEach, describe, test} from 'node:test'
 import {gzipSync} from 'node:zlib'
 import {execa} from 'execa'
-import {PmemlabError} from '../../src/errors.js'
-import {acquireLock} from '../../src/cache.js'
-import {extractTarball, extractTarStream, fetchKernelTarball, parseSha256Sums, pickRelease, unsafeEntryReason} from '../../src/fetch.js'
-import {computeKey, makefileVersion, normaliseFragmentText, type KeyInputs} from '../../src/kbuild.js'
-import {listKernels, pruneKernels, removeKernel, resolveBuiltKernel, specForm} from '../../src/kcache.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {acquireLock} from '../../src/core/cache.js'
+import {extractTarball, extractTarStream, fetchKernelTarball, parseSha256Sums, pickRelease, unsafeEntryReason} from '../../src/kernel/fetch.js'
+import {computeKey, makefileVersion, normaliseFragmentText, type KeyInputs} from '../../src/kernel/build.js'
+import {listKernels, pruneKernels, removeKernel, resolveBuiltKernel, specForm} from '../../src/kernel/store.js'
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex')
 

@@ -8,7 +8,7 @@ import {pipeline} from 'node:stream/promises'
 import {describe, test} from 'node:test'
 import {execa} from 'execa'
 import * as tar from 'tar'
-import {PmemlabError} from '../../src/errors.js'
+import {PmemlabError} from '../../src/core/errors.js'
 import {
   applyFragment,
   evalExpr,
@@ -23,7 +23,7 @@ import {
   renderExpr,
   renderFragment,
   verifyConfig,
-} from '../../src/kconfig.js'
+} from '../../src/kernel/kconfig.js'
 
 // A small synthetic tree with the shapes that matter: $(SRCARCH) sources, rsource, if blocks,
 // menus with depends, selects, a prompt-less symbol, a choice, help text that looks like syntax.

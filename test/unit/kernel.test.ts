@@ -3,8 +3,8 @@ import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
-import {bzImagePayload, compareVersions, findDistroKernel, hasPvhNote, isStaticElf, readBootHeader, resolveKernel} from '../../src/kernel.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {bzImagePayload, compareVersions, findDistroKernel, hasPvhNote, isStaticElf, readBootHeader, resolveKernel} from '../../src/kernel/boot.js'
 
 test('compareVersions sorts kernel versions like sort -V', () => {
   const versions = ['6.1.0-9-amd64', '6.12.10-amd64', '6.1.0-56-amd64', '5.10.0-30-amd64', '6.1.0-10-amd64']
@@ -121,7 +121,7 @@ test('hasPvhNote looks for the Xen PHYS32_ENTRY note', () => {
 })
 
 test('compressed module names map to the plain .ko shipped in the initramfs', async () => {
-  const {uncompressedName} = await import('../../src/kernel.js')
+  const {uncompressedName} = await import('../../src/kernel/boot.js')
   assert.equal(uncompressedName('kernel/drivers/nvdimm/libnvdimm.ko.zst'), 'kernel/drivers/nvdimm/libnvdimm.ko')
   assert.equal(uncompressedName('kernel/fs/xfs/xfs.ko.xz'), 'kernel/fs/xfs/xfs.ko')
   assert.equal(uncompressedName('kernel/fs/ext4/ext4.ko'), 'kernel/fs/ext4/ext4.ko')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
-import {checkVmName, parseDeviceFlag, parseMemmapFlag, topologyRequest} from '../../src/lab.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {checkVmName, parseDeviceFlag, parseMemmapFlag, topologyRequest} from '../../src/lab/request.js'
 
 const M = 1024 ** 2
 const G = 1024 ** 3

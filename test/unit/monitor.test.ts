@@ -4,7 +4,7 @@ import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {exitCodeOf, GuestAgent, ProtocolError, Qmp} from '../../src/monitor.js'
+import {exitCodeOf, GuestAgent, ProtocolError, Qmp} from '../../src/lab/monitor.js'
 
 /** A peer speaking the wire format of QMP or qemu-ga, driven by a reply function. */
 async function withServer(reply: (message: any, socket: Socket) => void, greeting: string | undefined, body: (path: string) => Promise<void>) {

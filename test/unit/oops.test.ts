@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {classify, describeFinding, messageOf, scanConsole} from '../../src/oops.js'
+import {classify, describeFinding, messageOf, scanConsole} from '../../src/lab/oops.js'
 
 /** Console text as QEMU's serial log has it: CRLF line ends, kernel timestamps. */
 const console = (...lines: string[]) => lines.map((l) => `${l}\r`).join('\n') + '\n'

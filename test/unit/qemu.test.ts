@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
-import {ExitCode, PmemlabError} from '../../src/errors.js'
-import {buildQemuCommand, GUEST_AGENT_PORT, kernelCommandLine, qemuEscape, type QemuSpec} from '../../src/qemu.js'
-import {GiB, MiB} from '../../src/size.js'
-import {type MachineType, planTopology, type TopologyRequest} from '../../src/topology.js'
+import {ExitCode, PmemlabError} from '../../src/core/errors.js'
+import {buildQemuCommand, GUEST_AGENT_PORT, kernelCommandLine, qemuEscape, type QemuSpec} from '../../src/lab/qemu.js'
+import {GiB, MiB} from '../../src/core/size.js'
+import {type MachineType, planTopology, type TopologyRequest} from '../../src/lab/topology.js'
 
 const RUN = '/run/pmemlab/vms/lab1'
 

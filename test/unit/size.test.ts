@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
-import {formatSize, humanSize, parseSize} from '../../src/size.js'
+import {PmemlabError} from '../../src/core/errors.js'
+import {formatSize, humanSize, parseSize} from '../../src/core/size.js'
 
 test('parseSize reads binary units as QEMU and memparse do', () => {
   assert.equal(parseSize('512M'), 512 * 1024 * 1024)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/errors.js'
+import {PmemlabError} from '../../src/core/errors.js'
 import {
   countResults,
   globToRegExp,
@@ -18,9 +18,9 @@ import {
   type ConsoleFinding,
   type RunReport,
   type TestResult,
-} from '../../src/suite.js'
-import {parseTap} from '../../src/tap.js'
-import {parseDevices, withNvdimmFile} from '../../src/testrun.js'
+} from '../../src/suite/results.js'
+import {parseTap} from '../../src/suite/tap.js'
+import {parseDevices, withNvdimmFile} from '../../src/suite/run.js'
 
 const usage = (fn: () => unknown, pattern: RegExp) =>
   assert.throws(fn, (error: unknown) => error instanceof PmemlabError && error.exitCode === 2 && pattern.test(error.oneLine()))

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
-import {failing, looksLikeTap, parseTap, TapParser} from '../../src/tap.js'
+import {failing, looksLikeTap, parseTap, TapParser} from '../../src/suite/tap.js'
 
 test('a plain stream: version, plan, passing and failing test points with their diagnostics', () => {
   const doc = parseTap(['TAP version 13', '1..3', 'ok 1 - first', 'not ok 2 - second', '# wanted 4', '# got 5', 'ok 3 third without a dash', ''].join('\n'))

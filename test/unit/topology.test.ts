@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
-import {ExitCode, PmemlabError} from '../../src/errors.js'
-import {GiB, MiB} from '../../src/size.js'
+import {ExitCode, PmemlabError} from '../../src/core/errors.js'
+import {GiB, MiB} from '../../src/core/size.js'
 import {
   FOUR_GIB,
   type Layout,
@@ -11,7 +11,7 @@ import {
   q35RamSplit,
   ramSplit,
   type TopologyRequest,
-} from '../../src/topology.js'
+} from '../../src/lab/topology.js'
 
 const MACHINES: MachineType[] = ['pc', 'q35']
 

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {buildImage} from '../../imagebuild.js'
-import {humanSize} from '../../size.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {buildImage} from '../../image/build.js'
+import {humanSize} from '../../core/size.js'
 
 export default class ImageBuild extends PmemlabCommand {
   static override summary = 'Build a guest image from its recipe (images/NAME/recipe.yaml)'

@@ -1,9 +1,9 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {listImages} from '../../image.js'
-import {log} from '../../log.js'
-import {humanSize} from '../../size.js'
-import {renderTable} from '../../table.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {listImages} from '../../image/store.js'
+import {log} from '../../core/log.js'
+import {humanSize} from '../../core/size.js'
+import {renderTable} from '../../core/table.js'
 
 export default class ImageLs extends PmemlabCommand {
   static override summary = 'List the built guest images'

@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {usageError} from '../../errors.js'
-import {buildKernel, type KernelSource} from '../../kbuild.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {usageError} from '../../core/errors.js'
+import {buildKernel, type KernelSource} from '../../kernel/build.js'
 
 /** --version/--source/--tree, shared with `kernel config`. */
 export const sourceFlags = {

@@ -1,6 +1,6 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {explainSymbol} from '../../kbuild.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {explainSymbol} from '../../kernel/build.js'
 import {sourceFlags, sourceFromFlags} from './build.js'
 
 export default class KernelConfig extends PmemlabCommand {

@@ -1,8 +1,8 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {listKernels, type SourceRecord} from '../../kcache.js'
-import {humanSize} from '../../size.js'
-import {renderTable} from '../../table.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {listKernels, type SourceRecord} from '../../kernel/store.js'
+import {humanSize} from '../../core/size.js'
+import {renderTable} from '../../core/table.js'
 
 export function describeSource(source: SourceRecord): string {
   switch (source.kind) {

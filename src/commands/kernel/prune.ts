@@ -1,8 +1,8 @@
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {pruneKernels} from '../../kcache.js'
-import {log} from '../../log.js'
-import {humanSize} from '../../size.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {pruneKernels} from '../../kernel/store.js'
+import {log} from '../../core/log.js'
+import {humanSize} from '../../core/size.js'
 
 export default class KernelPrune extends PmemlabCommand {
   static override summary = 'Remove old kernels and build trees'

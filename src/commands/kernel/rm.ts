@@ -1,9 +1,9 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import {PmemlabCommand} from '../../command.js'
-import {usageError} from '../../errors.js'
-import {removeKernel} from '../../kcache.js'
-import {log} from '../../log.js'
+import {PmemlabCommand} from '../../cli/command.js'
+import {usageError} from '../../core/errors.js'
+import {removeKernel} from '../../kernel/store.js'
+import {log} from '../../core/log.js'
 
 export default class KernelRm extends PmemlabCommand {
   static override summary = 'Remove built kernels'

@@ -1,16 +1,17 @@
 /**
- * Guest images: the recipes in images/, their content hash, and the cache of built images.
- * Building one (mmdebstrap, the compiled guest programs, the ext4 image) is in imagebuild.ts,
- * loaded only when an image must be built.
+ * image/: guest images. This folder owns the recipes (recipe.ts: the format), the images built
+ * from them (build.ts: mmdebstrap, the compiled guest programs, the ext4 image) and the cache
+ * that holds them (this module: recipes found and hashed, built images read and listed).
+ * resolve.ts is the one entry the lab uses: the image for a recipe, built when missing.
  */
 import {createHash} from 'node:crypto'
 import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {writeFileAtomic} from './cache.js'
-import {usageError, notFound} from './errors.js'
-import {log} from './log.js'
-import {cacheDir, packageRoot} from './paths.js'
+import {writeFileAtomic} from '../core/cache.js'
+import {usageError} from '../core/errors.js'
+import {log} from '../core/log.js'
+import {cacheDir, packageRoot} from '../core/paths.js'
 import type {Recipe} from './recipe.js'
 
 /** A built guest image, as recorded in its image.json. */
@@ -180,28 +181,6 @@ export async function listImages(): Promise<ImageInfo[]> {
     }
   }
   return images.sort((a, b) => (a.name === b.name ? b.builtAt.localeCompare(a.builtAt) : a.name.localeCompare(b.name)))
-}
-
-/** The image built from the current recipe; with build, builds it when missing. */
-export async function resolveImage(name: string, opts: {build?: boolean; planned?: boolean; signal?: AbortSignal} = {}): Promise<ImageInfo> {
-  const loaded = await loadRecipe(name)
-  const cached = await readImageInfo(join(imagesRoot(), name, loaded.hash))
-  if (cached) return cached
-  if (opts.build) {
-    log.info(`image ${name} is not built yet: building it now (about a minute)`)
-    const {buildImage} = await import('./imagebuild.js')
-    return buildImage(name, {signal: opts.signal})
-  }
-  if (opts.planned) {
-    // --dry-run: the path the image will have once built, so the printed command is the real one.
-    const path = join(imagesRoot(), name, loaded.hash, 'rootfs.img')
-    return {name, hash: loaded.hash, path, sizeBytes: 0, builtAt: '', recipe: loaded.path, packages: loaded.recipe.packages}
-  }
-  const older = (await listImages()).some((image) => image.name === name)
-  throw notFound(
-    older ? `image "${name}" is out of date (its recipe or guest files changed)` : `image "${name}" is not built`,
-    `run: pmemlab image build ${name}`,
-  )
 }
 
 export async function isFile(path: string): Promise<boolean> {

@@ -18,11 +18,11 @@ import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises
 import {availableParallelism} from 'node:os'
 import {join, posix, resolve} from 'node:path'
 import {PassThrough} from 'node:stream'
-import {acquireLock, hashFileCached, removeStaleTemps} from './cache.js'
-import {ExitCode, notFound, PmemlabError, usageError} from './errors.js'
-import {run} from './exec.js'
+import {acquireLock, hashFileCached, removeStaleTemps} from '../core/cache.js'
+import {ExitCode, notFound, PmemlabError, usageError} from '../core/errors.js'
+import {run} from '../core/exec.js'
 import {extractTarball, extractTarStream, fetchKernelTarball, resolveMirror} from './fetch.js'
-import {findOne, listKernels, readEntry, type BuildJson, type SourceRecord} from './kcache.js'
+import {findOne, listKernels, readEntry, type BuildJson, type SourceRecord} from './store.js'
 import {
   applyFragment,
   explain,
@@ -39,9 +39,9 @@ import {
   type FragmentInput,
   type KconfigTree,
 } from './kconfig.js'
-import {isVerbose, log, Progress, shellQuote} from './log.js'
-import {buildDir, kernelsDir, packageRoot} from './paths.js'
-import {canAccess as exists, requireProgram, which} from './which.js'
+import {isVerbose, log, Progress, shellQuote} from '../core/log.js'
+import {buildDir, kernelsDir, packageRoot} from '../core/paths.js'
+import {canAccess as exists, requireProgram, which} from '../core/which.js'
 
 const KEY_FORMAT = 1
 

@@ -5,10 +5,10 @@
  */
 import {parse as parseYaml} from 'yaml'
 import {z} from 'zod'
-import {usageError} from './errors.js'
+import {usageError} from '../core/errors.js'
 import {renderJUnit, type JUnitCase, type JUnitSuite} from './junit.js'
-import type {Finding} from './oops.js'
-import {renderTable} from './table.js'
+import type {Finding} from '../lab/oops.js'
+import {renderTable} from '../core/table.js'
 import type {TapDocument} from './tap.js'
 
 // ---------------------------------------------------------------------------------------------

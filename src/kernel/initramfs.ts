@@ -1,5 +1,5 @@
 import {posix} from 'node:path'
-import {ExitCode, PmemlabError} from './errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
 
 /**
  * Pure helpers for the initramfs pmemlab gives a distro kernel: a cpio "newc" writer and the

@@ -1,5 +1,4 @@
 import {readFile} from 'node:fs/promises'
-import {sleep} from './monitor.js'
 
 /**
  * Whether pid is a live process whose command line mentions marker (the VM's QMP socket path),
@@ -35,3 +34,5 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): void {
     // already gone
   }
 }
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -4,8 +4,8 @@
  * way qemu-system-x86_64 7.2 parses them.
  */
 import {join} from 'node:path'
-import {ExitCode, PmemlabError, usageError} from './errors.js'
-import {formatSize} from './size.js'
+import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
+import {formatSize} from '../core/size.js'
 import type {Layout} from './topology.js'
 
 export interface QemuSpec {

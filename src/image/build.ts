@@ -20,12 +20,12 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import {join, posix, resolve, sep} from 'node:path'
-import {ExitCode, PmemlabError} from './errors.js'
-import {run} from './exec.js'
-import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type LoadedRecipe} from './image.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
+import {run} from '../core/exec.js'
+import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
 import type {Recipe, RecipeBuild} from './recipe.js'
-import {log, shellQuote} from './log.js'
-import {requireProgram} from './which.js'
+import {log, shellQuote} from '../core/log.js'
+import {requireProgram} from '../core/which.js'
 
 // ---------------------------------------------------------------------------------------------
 // Debian mirror

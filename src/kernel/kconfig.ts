@@ -5,7 +5,7 @@
  * Nothing here touches the disk or runs a program: files come in as text and through a reader
  * function, so the unit tests can use small synthetic Kconfig trees.
  */
-import {ExitCode, PmemlabError, usageError} from './errors.js'
+import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 
 // ------------------------------------------------------------------------------------------------
 // Fragments

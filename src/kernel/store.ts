@@ -6,12 +6,12 @@
 import {readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
-import {directorySize, pidOfTemp, removeStaleTemps} from './cache.js'
-import {notFound, usageError} from './errors.js'
-import {log} from './log.js'
-import {buildDir, downloadsDir, kernelsDir} from './paths.js'
-import {processAlive} from './process.js'
-import {canAccess as exists} from './which.js'
+import {directorySize, pidOfTemp, removeStaleTemps} from '../core/cache.js'
+import {notFound, usageError} from '../core/errors.js'
+import {log} from '../core/log.js'
+import {buildDir, downloadsDir, kernelsDir} from '../core/paths.js'
+import {processAlive} from '../core/process.js'
+import {canAccess as exists} from '../core/which.js'
 
 /** How a built kernel boots: its root is the guest image, its init pmemlab's. */
 export const KERNEL_ARGS = ['root=/dev/vda', 'rw', 'init=/sbin/pmemlab-init']

@@ -1,9 +1,9 @@
 import {statfs, mkdir, readdir} from 'node:fs/promises'
 import {judgeKvm, probeHostVirt} from './accel.js'
-import {run} from './exec.js'
-import {cacheDir} from './paths.js'
-import {GiB, humanSize} from './size.js'
-import {qemuBinaryName, which} from './which.js'
+import {run} from '../core/exec.js'
+import {cacheDir} from '../core/paths.js'
+import {GiB, humanSize} from '../core/size.js'
+import {qemuBinaryName, which} from '../core/which.js'
 
 /** One line of `pmemlab doctor`: required checks decide the exit code, the others only inform. */
 export interface Check {

@@ -9,8 +9,8 @@
  *
  * Pure: no I/O. Every refusal is a usageError with one line naming the ranges and how to fix them.
  */
-import {usageError} from './errors.js'
-import {formatSize, GiB, hex, humanSize, KiB, MiB} from './size.js'
+import {usageError} from '../core/errors.js'
+import {formatSize, GiB, hex, humanSize, KiB, MiB} from '../core/size.js'
 
 export type MachineType = 'pc' | 'q35'
 

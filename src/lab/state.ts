@@ -1,10 +1,10 @@
 import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
-import {writeFileAtomic} from './cache.js'
-import {ExitCode, PmemlabError, notFound} from './errors.js'
-import {checkVmName} from './lab.js'
-import {stateDir} from './paths.js'
-import {processAlive} from './process.js'
+import {writeFileAtomic} from '../core/cache.js'
+import {ExitCode, PmemlabError, notFound} from '../core/errors.js'
+import {checkVmName} from './request.js'
+import {stateDir} from '../core/paths.js'
+import {processAlive} from '../core/process.js'
 
 /**
  * One directory per VM under the state directory, mode 0700: its record (vm.json), the QMP, agent

@@ -1,7 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {ExitCode, PmemlabError} from './errors.js'
-import {log, shellQuote} from './log.js'
-import {exitCodeOf, GuestAgent, ProtocolError, sleep} from './monitor.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
+import {log, shellQuote} from '../core/log.js'
+import {sleep} from '../core/process.js'
+import {exitCodeOf, GuestAgent, ProtocolError} from './monitor.js'
 import {runningRecord} from './state.js'
 
 /**

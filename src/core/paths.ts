@@ -14,7 +14,7 @@ export function stateDir(): string {
 }
 
 /** The checked-in recipes and guest files, found relative to the installed package. */
-export const packageRoot = new URL('../../', import.meta.url).pathname
+export const packageRoot = new URL('../../../', import.meta.url).pathname
 
 /** The kernel cache: finished entries, verified downloads, and build trees (see kbuild.ts). */
 export const kernelsDir = () => join(cacheDir(), 'kernels')

@@ -1,6 +1,6 @@
 import {constants} from 'node:fs'
 import {access, readFile} from 'node:fs/promises'
-import {ExitCode, PmemlabError} from './errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
 
 export type AccelRequest = 'auto' | 'kvm' | 'tcg'
 export type Accel = 'kvm' | 'tcg'

@@ -3,12 +3,12 @@ import {mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile} from 'no
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
-import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from './errors.js'
-import {fileIdentity, writeFileAtomic} from './cache.js'
+import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from '../core/errors.js'
+import {fileIdentity, writeFileAtomic} from '../core/cache.js'
 import {cpioNewc, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry} from './initramfs.js'
-import {log} from './log.js'
-import {cacheDir, packageRoot} from './paths.js'
-import {canAccess, requireProgram, which} from './which.js'
+import {log} from '../core/log.js'
+import {cacheDir, packageRoot} from '../core/paths.js'
+import {canAccess, requireProgram, which} from '../core/which.js'
 
 /** What QEMU needs to boot a guest: -kernel, -initrd and the start of -append. */
 export interface BootKernel {
@@ -65,7 +65,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
   const path = resolve(spec)
   if (!spec.includes('/') && !(await exists(path))) {
     // A kernel pmemlab built: by key, version or "latest".
-    const {resolveBuiltKernel} = await import('./kcache.js')
+    const {resolveBuiltKernel} = await import('./store.js')
     const built = await resolveBuiltKernel(spec)
     if (built) return {spec, version: built.version, kernel: built.kernel, kernelArgs: built.kernelArgs}
   }
@@ -157,7 +157,7 @@ export async function pvhKernel(bzImage: string, version: string): Promise<strin
     }
     const temp = join(dir, `.vmlinux-${version}.${process.pid}.tmp`)
     try {
-      const {run} = await import('./exec.js')
+      const {run} = await import('../core/exec.js')
       await run(xz, ['-dc', '--single-stream'], {input: payload, stdout: {file: temp}})
       if (!hasPvhNote(await readFile(temp))) {
         await rm(temp, {force: true})
@@ -365,7 +365,7 @@ async function depmodIndexes(
         await writeFile(join(dir, module.path), module.content)
       }
       for (const file of extra) await writeFile(join(dir, file.name), file.content)
-      const {run} = await import('./exec.js')
+      const {run} = await import('../core/exec.js')
       await run(depmod, ['-b', scratch, version])
       const generated = (await readdir(dir)).filter((name) => name.startsWith('modules.') && !extra.some((file) => file.name === name))
       return await Promise.all(generated.sort().map(async (name) => ({name, content: await readFile(join(dir, name))})))
@@ -405,7 +405,7 @@ async function readModule(path: string): Promise<Buffer> {
   if (!compression) return readFile(path)
   if (compression === 'gz') return gunzipSync(await readFile(path))
   const tool = compression === 'xz' ? await requireProgram('xz', 'xz-utils') : await requireProgram('zstd', 'zstd')
-  const {run} = await import('./exec.js')
+  const {run} = await import('../core/exec.js')
   const result = await run(tool, ['-dc', path], {encoding: 'buffer', stripFinalNewline: false})
   return Buffer.from(result.stdout)
 }

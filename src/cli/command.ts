@@ -1,8 +1,8 @@
 import {Command} from '@oclif/core/command'
 import * as Errors from '@oclif/core/errors'
 import * as Flags from '@oclif/core/flags'
-import {ExitCode, PmemlabError} from './errors.js'
-import {log, setVerbose} from './log.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
+import {log, setVerbose} from '../core/log.js'
 
 /**
  * Shared behaviour of every pmemlab command: --verbose, and errors shown as one line on stderr

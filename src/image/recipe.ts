@@ -5,7 +5,7 @@
  */
 import {parse as parseYaml} from 'yaml'
 import {z} from 'zod'
-import {usageError} from './errors.js'
+import {usageError} from '../core/errors.js'
 
 const modeSchema = z
   .string({invalid_type_error: 'write modes as quoted octal strings, like "0755"'})

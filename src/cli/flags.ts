@@ -1,8 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 import type {Interfaces} from '@oclif/core'
-import type {AccelRequest} from './accel.js'
-import type {LabRequest} from './vm.js'
-import type {MachineType} from './topology.js'
+import type {AccelRequest} from '../lab/accel.js'
+import type {LabRequest} from '../lab/vm.js'
+import type {MachineType} from '../lab/topology.js'
 
 /** Flags that describe a lab; shared by `up` and the commands that boot one (test, matrix). */
 export const labFlags = {

@@ -14,15 +14,14 @@ import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {basename, join, relative, resolve} from 'node:path'
 import {Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
-import {ExitCode, PmemlabError, usageError} from './errors.js'
-import {resolveImage} from './image.js'
-import {DEFAULT_MEMMAP, DEFAULT_NVDIMM, parseDeviceFlag, type TopologyFlags} from './lab.js'
-import {log} from './log.js'
-import {sleep} from './monitor.js'
-import {describeFinding, scanConsole, type Finding} from './oops.js'
-import {stateDir} from './paths.js'
-import {processAlive} from './process.js'
-import {humanSize} from './size.js'
+import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
+import {resolveImage} from '../image/resolve.js'
+import {DEFAULT_MEMMAP, DEFAULT_NVDIMM, parseDeviceFlag, type TopologyFlags} from '../lab/request.js'
+import {log} from '../core/log.js'
+import {describeFinding, scanConsole, type Finding} from '../lab/oops.js'
+import {stateDir} from '../core/paths.js'
+import {processAlive, sleep} from '../core/process.js'
+import {humanSize} from '../core/size.js'
 import {
   MANIFEST,
   missingNeeds,
@@ -41,10 +40,10 @@ import {
   type TestResult,
   type TestStatus,
   type UserSuite,
-} from './suite.js'
+} from './results.js'
 import {failing, looksLikeTap, parseTap, TapParser, type TapAssert, type TapDocument} from './tap.js'
-import {listRecords} from './state.js'
-import {LabSession, type LabRequest, type UpRequest} from './vm.js'
+import {listRecords} from '../lab/state.js'
+import {LabSession, type LabRequest, type UpRequest} from '../lab/vm.js'
 
 export interface TestRunOptions extends LabRequest {
   filesystems: Filesystem[]

@@ -1,5 +1,5 @@
-import {usageError} from './errors.js'
-import {parseSize} from './size.js'
+import {usageError} from '../core/errors.js'
+import {parseSize} from '../core/size.js'
 import type {MachineType, MemmapRequest, PmemDeviceRequest, TopologyRequest} from './topology.js'
 
 /**

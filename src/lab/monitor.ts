@@ -1,6 +1,7 @@
 import {randomInt} from 'node:crypto'
 import {connect, type Socket} from 'node:net'
-import {ExitCode, PmemlabError} from './errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
+import {sleep} from '../core/process.js'
 
 /**
  * The two JSON protocols pmemlab speaks over UNIX sockets: QMP (QEMU's monitor) and the guest
@@ -206,4 +207,3 @@ export function exitCodeOf(status: GuestExecStatus): number {
   return 255
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
