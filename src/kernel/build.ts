@@ -23,22 +23,10 @@ import {ExitCode, notFound, PmemlabError, usageError} from '../core/errors.js'
 import {run} from '../core/exec.js'
 import {extractTarball, extractTarStream, fetchKernelTarball, resolveMirror} from './fetch.js'
 import {findOne, listKernels, readEntry, type BuildJson, type SourceRecord} from './store.js'
-import {
-  applyFragment,
-  explain,
-  explainDrop,
-  mergeFragments,
-  origin,
-  parseDotConfig,
-  parseKconfig,
-  parseSet,
-  renderAssignment,
-  renderFragment,
-  verifyConfig,
-  type Explanation,
-  type FragmentInput,
-  type KconfigTree,
-} from './kconfig.js'
+import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
+import {applyFragment, mergeFragments, origin, parseDotConfig, parseSet, renderAssignment, renderFragment, type FragmentInput} from './kconfig/merge.js'
+import {parseKconfig, type KconfigTree} from './kconfig/parse.js'
+import {verifyConfig} from './kconfig/verify.js'
 import {isVerbose, log, Progress, shellQuote} from '../core/log.js'
 import {buildDir, kernelsDir, packageRoot} from '../core/paths.js'
 import {canAccess as exists, requireProgram, which} from '../core/which.js'

@@ -9,21 +9,11 @@ import {describe, test} from 'node:test'
 import {execa} from 'execa'
 import * as tar from 'tar'
 import {PmemlabError} from '../../src/core/errors.js'
-import {
-  applyFragment,
-  evalExpr,
-  explain,
-  explainDrop,
-  mergeFragments,
-  parseDotConfig,
-  parseExpr,
-  parseFragment,
-  parseKconfig,
-  parseSet,
-  renderExpr,
-  renderFragment,
-  verifyConfig,
-} from '../../src/kernel/kconfig.js'
+import {explain, explainDrop} from '../../src/kernel/kconfig/explain.js'
+import {evalExpr, parseExpr, renderExpr} from '../../src/kernel/kconfig/expr.js'
+import {applyFragment, mergeFragments, parseDotConfig, parseFragment, parseSet, renderFragment} from '../../src/kernel/kconfig/merge.js'
+import {parseKconfig} from '../../src/kernel/kconfig/parse.js'
+import {verifyConfig} from '../../src/kernel/kconfig/verify.js'
 
 // A small synthetic tree with the shapes that matter: $(SRCARCH) sources, rsource, if blocks,
 // menus with depends, selects, a prompt-less symbol, a choice, help text that looks like syntax.
