@@ -1,8 +1,15 @@
 /**
- * A JUnit XML writer, in the dialect CI systems read (Jenkins, GitLab, GitHub test reporters):
- * <testsuites> holding one <testsuite> per suite, one <testcase> per test with <failure>,
- * <error> or <skipped>, and <system-out>. Pure: data in, a string out.
+ * JUnit XML in the dialect CI systems read (Jenkins, GitLab, GitHub test reporters): <testsuites>
+ * holding one <testsuite> per suite, one <testcase> per test with <failure>, <error> or <skipped>,
+ * and <system-out>. junit-report-builder writes and escapes the XML. Pure: data in, a string out.
+ *
+ * Where the library has no form for what a JUnit file can say, the closest one it has is used:
+ * a skip reason (it writes a bare <skipped/>) opens the case's <system-out>; times are numbers
+ * rounded to the millisecond ("0.25", not "0.250"); a suite's hostname and own output are suite
+ * properties. It writes no total time on <testsuites> and no id on <testsuite>; CI tools sum the
+ * cases' times themselves.
  */
+import junitReportBuilder, {type Builder, type TestCase} from 'junit-report-builder'
 
 export type JUnitStatus = 'pass' | 'fail' | 'error' | 'skip'
 
@@ -30,9 +37,14 @@ export interface JUnitSuite {
   systemOut?: string
 }
 
+// The package is CommonJS (module.exports is the builder) but its typings declare an ES default
+// export, which TypeScript reads as `.default` under Node16 resolution: take whichever is there.
+const moduleBuilder: Builder = (junitReportBuilder as unknown as {default?: Builder}).default ?? (junitReportBuilder as unknown as Builder)
+
 /**
  * Characters XML 1.0 cannot carry at all (most C0 controls, like the ESC of colour codes, lone
- * surrogates, U+FFFE/U+FFFF) are written as a visible "\xNN" / "\uNNNN" instead.
+ * surrogates, U+FFFE/U+FFFF) are written as a visible "\xNN" / "\uNNNN" instead: the library
+ * would silently drop them.
  */
 function visible(text: string): string {
   let out = ''
@@ -52,82 +64,50 @@ function visible(text: string): string {
   return out
 }
 
-/** Escapes text for an element's content. */
-export function escapeText(text: string): string {
-  return visible(text).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+/**
+ * Text for a CDATA section (<failure>, <error>, <system-out> bodies). xmlbuilder splits only the
+ * first "]]>" (String.replace with a string pattern); a second one would end the section early
+ * and break the document, so every later one is split here (the unit test guards this).
+ */
+function cdataText(text: string): string {
+  const safe = visible(text)
+  const first = safe.indexOf(']]>')
+  if (first < 0) return safe
+  const rest = first + ']]>'.length
+  return safe.slice(0, rest) + safe.slice(rest).replaceAll(']]>', ']]]]><![CDATA[>')
 }
 
-/** Escapes text for a double-quoted attribute; newlines and tabs survive attribute normalisation. */
-export function escapeAttr(text: string): string {
-  return escapeText(text).replaceAll('"', '&quot;').replaceAll("'", '&apos;').replaceAll('\n', '&#10;').replaceAll('\r', '&#13;').replaceAll('\t', '&#9;')
-}
+/** Seconds as a number rounded to the millisecond; negative or unknown durations are 0. */
+const seconds = (value: number) => (Number.isFinite(value) && value > 0 ? Math.round(value * 1000) / 1000 : 0)
 
-const seconds = (value: number) => (Number.isFinite(value) && value > 0 ? value.toFixed(3) : '0.000')
-
-function attrs(pairs: Array<[string, string | number | undefined]>): string {
-  return pairs
-    .filter(([, value]) => value !== undefined)
-    .map(([key, value]) => ` ${key}="${escapeAttr(String(value))}"`)
-    .join('')
-}
-
-function counts(cases: JUnitCase[]) {
-  return {
-    tests: cases.length,
-    failures: cases.filter((c) => c.status === 'fail').length,
-    errors: cases.filter((c) => c.status === 'error').length,
-    skipped: cases.filter((c) => c.status === 'skip').length,
-  }
-}
-
-function renderCase(c: JUnitCase, indent: string): string[] {
-  const open = `${indent}<testcase${attrs([['name', c.name], ['classname', c.classname], ['time', seconds(c.timeSec)]])}`
-  const body: string[] = []
-  if (c.status === 'fail' || c.status === 'error') {
-    const tag = c.status === 'fail' ? 'failure' : 'error'
-    const head = `${indent}  <${tag}${attrs([['message', c.message ?? ''], ['type', c.type ?? (c.status === 'fail' ? 'failure' : 'error')]])}`
-    body.push(c.details ? `${head}>${escapeText(c.details)}</${tag}>` : `${head}/>`)
+function addCase(testCase: TestCase, c: JUnitCase): void {
+  testCase.name(visible(c.name)).className(visible(c.classname)).time(seconds(c.timeSec))
+  const output: string[] = []
+  if (c.status === 'fail') {
+    testCase.failure(visible(c.message ?? ''), visible(c.type ?? 'failure'))
+    if (c.details) testCase.stacktrace(cdataText(c.details))
+  } else if (c.status === 'error') {
+    testCase.error(visible(c.message ?? ''), visible(c.type ?? 'error'), c.details ? cdataText(c.details) : undefined)
   } else if (c.status === 'skip') {
-    body.push(`${indent}  <skipped${attrs([['message', c.message]])}/>`)
+    testCase.skipped()
+    if (c.message) output.push(`skipped: ${c.message}\n`)
   }
-  if (c.systemOut) body.push(`${indent}  <system-out>${escapeText(c.systemOut)}</system-out>`)
-  return body.length === 0 ? [`${open}/>`] : [`${open}>`, ...body, `${indent}</testcase>`]
+  if (c.systemOut) output.push(c.systemOut)
+  if (output.length > 0) testCase.standardOutput(cdataText(output.join('')))
 }
 
 /** The whole document, with the XML declaration and a trailing newline. */
 export function renderJUnit(suites: JUnitSuite[], name = 'pmemlab'): string {
-  const all = suites.flatMap((s) => s.cases)
-  const total = counts(all)
-  const time = suites.reduce((sum, s) => sum + s.timeSec, 0)
-  const lines = [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites${attrs([['name', name], ['tests', total.tests], ['failures', total.failures], ['errors', total.errors], ['skipped', total.skipped], ['time', seconds(time)]])}>`,
-  ]
-  suites.forEach((suite, id) => {
-    const c = counts(suite.cases)
-    lines.push(
-      `  <testsuite${attrs([
-        ['name', suite.name],
-        ['id', id],
-        ['tests', c.tests],
-        ['failures', c.failures],
-        ['errors', c.errors],
-        ['skipped', c.skipped],
-        ['time', seconds(suite.timeSec)],
-        ['timestamp', suite.timestamp],
-        ['hostname', suite.hostname],
-      ])}>`,
-    )
-    const properties = Object.entries(suite.properties ?? {})
-    if (properties.length > 0) {
-      lines.push('    <properties>')
-      for (const [key, value] of properties) lines.push(`      <property${attrs([['name', key], ['value', value]])}/>`)
-      lines.push('    </properties>')
-    }
-    for (const c of suite.cases) lines.push(...renderCase(c, '    '))
-    if (suite.systemOut) lines.push(`    <system-out>${escapeText(suite.systemOut)}</system-out>`)
-    lines.push('  </testsuite>')
-  })
-  lines.push('</testsuites>')
-  return `${lines.join('\n')}\n`
+  // A fresh builder per report: the module's own instance is shared by everything that imports it.
+  const report = moduleBuilder.newBuilder().name(visible(name))
+  for (const suite of suites) {
+    const element = report.testSuite().name(visible(suite.name)).time(seconds(suite.timeSec))
+    if (suite.timestamp) element.timestamp(visible(suite.timestamp))
+    const properties = {...(suite.hostname ? {hostname: suite.hostname} : {}), ...suite.properties}
+    for (const [key, value] of Object.entries(properties)) element.property(visible(key), visible(value))
+    for (const c of suite.cases) addCase(element.testCase(), c)
+    // The library has no suite-level <system-out>; a text property keeps the output without inventing a test.
+    if (suite.systemOut) element.multilineProperty('system-out', visible(suite.systemOut))
+  }
+  return `${report.build()}\n`
 }
