@@ -20,7 +20,11 @@ export abstract class PmemlabCommand extends Command {
 
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
     if (error instanceof PmemlabError) {
+      process.exitCode = error.exitCode
+      // An interrupt was already announced by the signal handler: no stray error line after it.
+      if (error.exitCode === ExitCode.interrupted) return
       log.error(error.oneLine())
+      for (const line of error.details) process.stderr.write(`  | ${line}\n`)
       process.exitCode = error.exitCode
       return
     }

@@ -3,7 +3,7 @@ import {connect} from 'node:net'
 import {PmemlabCommand} from '../cli/command.js'
 import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log} from '../core/log.js'
-import {runningRecord} from '../lab/state.js'
+import {runningRecord} from '../lab/deaths.js'
 
 const DETACH_KEY = 0x1d // Ctrl-]
 

@@ -3,7 +3,8 @@ import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../cli/command.js'
 import {usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
-import {listRecords, runningRecord} from '../lab/state.js'
+import {runningRecord} from '../lab/deaths.js'
+import {listRecords} from '../lab/state.js'
 import {stopVm} from '../lab/vm.js'
 
 export default class Down extends PmemlabCommand {

@@ -10,6 +10,9 @@ export const ExitCode = {
   notFound: 4, // the named VM, kernel or image does not exist
   conflict: 5, // the name is taken, or a resource is in use
   bootFailed: 6, // the lab could not start: QEMU exited or the guest never answered
+  guestDied: 7, // the guest kernel panicked, died after an Oops, rebooted or powered off, or hung
+  qemuDied: 8, // QEMU itself died (killed, or crashed) under a running guest: the lab, not the kernel
+  timeout: 124, // a guest command ran past its --timeout and was killed (as timeout(1))
   interrupted: 130, // SIGINT/SIGTERM: everything was cleaned up
 } as const
 
@@ -21,6 +24,8 @@ export class PmemlabError extends Error {
     message: string,
     readonly exitCode: ExitCodeValue = ExitCode.failure,
     readonly hint?: string,
+    /** Lines shown after the one line (a console excerpt): evidence, not instructions. */
+    readonly details: readonly string[] = [],
   ) {
     super(message)
     this.name = 'PmemlabError'

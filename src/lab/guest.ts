@@ -3,7 +3,7 @@ import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log, shellQuote} from '../core/log.js'
 import {sleep} from '../core/process.js'
 import {exitCodeOf, GuestAgent, ProtocolError} from './monitor.js'
-import {runningRecord} from './state.js'
+import {deathOf, runningRecord} from './deaths.js'
 
 /**
  * Running commands in the guest through qemu-ga. guest-exec only hands over a command's output
@@ -57,7 +57,7 @@ export async function execStreaming(agent: GuestAgent, argv: string[], options: 
       }
       if (Date.now() > deadline) {
         await agent.spawn(['/bin/kill', '-KILL', String(pid)]).catch(() => undefined)
-        throw new PmemlabError(`the guest command timed out after ${options.timeoutMs! / 1000} s and was killed`, ExitCode.failure)
+        throw new PmemlabError(`the guest command timed out after ${options.timeoutMs! / 1000} s and was killed`, ExitCode.timeout)
       }
       if (moved.some(Boolean)) fastUntil = Date.now() + FAST_POLL_FOR_MS
       pollMs = Date.now() < fastUntil ? FAST_POLL_MS : Math.min(LAST_POLL_MS, pollMs * 2)
@@ -99,6 +99,9 @@ export async function execInVm(name: string, argv: string[], timeoutMs?: number)
   })
   try {
     return await execStreaming(agent, argv, {stdout: process.stdout, stderr: process.stderr, timeoutMs})
+  } catch (error) {
+    if (error instanceof PmemlabError) throw error
+    throw (await deathOf(record, () => undefined, error)) ?? error
   } finally {
     agent.close()
   }

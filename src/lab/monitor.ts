@@ -79,7 +79,7 @@ class JsonLineSocket {
       }
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter)
-        reject(new Error('timed out waiting for a reply'))
+        reject(new ReplyTimeout(timeoutMs))
       }, timeoutMs)
       this.waiters.push(waiter)
     })
@@ -92,6 +92,13 @@ class JsonLineSocket {
 
 /** A command's error reply, with QEMU's own description. */
 export class ProtocolError extends Error {}
+
+/** No reply within the time allowed: the peer (a guest kernel, QEMU) may be hung. */
+export class ReplyTimeout extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`timed out waiting for a reply (${waitedMs / 1000} s)`)
+  }
+}
 
 async function awaitReturn(socket: JsonLineSocket, timeoutMs: number): Promise<unknown> {
   const deadline = Date.now() + timeoutMs

@@ -87,3 +87,37 @@ export function scanConsole(text: string, options: {contextLines?: number} = {})
 export function describeFinding(finding: Finding): string {
   return `${finding.kind}: ${finding.title}`
 }
+
+const CUT_HERE = /-+\[ cut here \]-+/
+const END_OF_REPORT = /---\[ end (trace|Kernel panic)/
+
+/**
+ * The part of the console a user reads first when a guest died: from the first failing report
+ * (or the "cut here" line just above it) to the end of the last one ("---[ end Kernel panic"),
+ * at most maxLines lines. Empty when the console holds no failing report.
+ */
+export function consoleExcerpt(text: string, maxLines = 60): string[] {
+  const fatal = scanConsole(text).filter((f) => f.fails)
+  if (fatal.length === 0) return []
+  const lines = text.split('\n').map((l) => l.replace(ANSI, '').replace(/\r/g, '').trimEnd())
+  let start = fatal[0].line - 1
+  for (let back = 1; back <= 2 && start - back >= 0; back++) {
+    if (CUT_HERE.test(lines[start - back])) {
+      start -= back
+      break
+    }
+  }
+  const last = fatal.at(-1)!
+  // A panic is the kernel's last word (panic=-1 reboots before any "end Kernel panic" line).
+  let end = last.kind === 'panic' ? lines.length : last.line - 1 + last.lines.length
+  for (let i = last.line - 1; i < lines.length; i++) {
+    if (END_OF_REPORT.test(lines[i])) {
+      end = i + 1
+      break
+    }
+  }
+  const excerpt = lines.slice(start, end)
+  while (excerpt.length > 0 && excerpt.at(-1) === '') excerpt.pop()
+  if (excerpt.length <= maxLines) return excerpt
+  return [...excerpt.slice(0, maxLines - 1), `[... ${excerpt.length - maxLines + 1} more lines in the console log]`]
+}

@@ -1,7 +1,7 @@
 import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
-import {ExitCode, PmemlabError, notFound} from '../core/errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
 import {checkVmName} from './request.js'
 import {stateDir} from '../core/paths.js'
 import {processAlive} from '../core/process.js'
@@ -24,6 +24,8 @@ export interface VmRecord {
   name: string
   pid: number
   mode: 'detached' | 'foreground'
+  /** The pmemlab that owns a foreground VM: it, not `ls`, explains the VM's end. */
+  owner?: number
   createdAt: string
   accel: 'kvm' | 'tcg'
   machine: string
@@ -102,31 +104,6 @@ export async function listRecords(): Promise<Array<{record: VmRecord; running: b
     if (record) result.push({record, running: await processAlive(record.pid, record.sockets.qmp)})
   }
   return result
-}
-
-/** The record of a running VM; a VM whose QEMU has gone is reaped and reported as not found. */
-export async function runningRecord(name: string): Promise<VmRecord> {
-  checkVmName(name)
-  const record = await readRecord(name)
-  if (!record) throw notFound(`no VM named "${name}"`, 'see the running ones with: pmemlab ls')
-  if (!(await processAlive(record.pid, record.sockets.qmp))) {
-    await removeVmDir(record.dir)
-    throw notFound(`VM "${name}" is no longer running`, 'start a new one with: pmemlab up')
-  }
-  return record
-}
-
-/**
- * Removes the directories of VMs whose QEMU is gone (a pmemlab killed with SIGKILL cannot clean
- * up after itself; its QEMU died with it through the parent-death signal). Returns the live ones.
- */
-export async function reapStale(): Promise<VmRecord[]> {
-  const live = []
-  for (const {record, running} of await listRecords()) {
-    if (running) live.push(record)
-    else await removeVmDir(record.dir)
-  }
-  return live
 }
 
 export async function removeVmDir(dir: string): Promise<void> {

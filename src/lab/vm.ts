@@ -1,7 +1,7 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {closeSync, openSync} from 'node:fs'
-import {mkdir, open, readFile, stat} from 'node:fs/promises'
+import {mkdir, open, stat} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {decideAccel, probeHostVirt, type AccelDecision, type AccelRequest} from './accel.js'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
@@ -15,7 +15,8 @@ import {GuestAgent, Qmp} from './monitor.js'
 import {processAlive, signalProcess, sleep, waitForExit} from '../core/process.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from '../core/size.js'
-import {claimVmDir, reapStale, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
+import {deathOf, keepDeadVm, markStopping, reapStale, type QemuExit} from './deaths.js'
+import {claimVmDir, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
 import {planTopology, type Layout} from './topology.js'
 import {qemuBinaryName, requireProgram, which} from '../core/which.js'
 
@@ -173,6 +174,7 @@ async function startVm(plan: VmPlan, mode: UpMode): Promise<StartedVm> {
       name: plan.name,
       pid: child.pid!,
       mode: mode === 'detached' ? 'detached' : 'foreground',
+      owner: mode === 'detached' ? undefined : process.pid,
       createdAt: new Date().toISOString(),
       accel: plan.accel.accel,
       machine: plan.layout.machine,
@@ -208,15 +210,23 @@ async function createSparse(file: string, size: number): Promise<void> {
   }
 }
 
+/** Watches a QEMU child for its exit; undefined until it has exited. */
+export function watchExit(child: ChildProcess | undefined): () => QemuExit | undefined {
+  let exit: QemuExit | undefined
+  child?.once('exit', (code, signal) => (exit = {code, signal}))
+  return () => exit
+}
+
 /**
- * Waits until the guest agent answers. Fails fast when QEMU exits (its own error, or the guest's
- * last console lines, tell why) and after the boot timeout, so a hung guest never hangs pmemlab.
+ * Waits until the guest agent answers. Fails fast when QEMU exits and after the boot timeout, so a
+ * hung guest never hangs pmemlab; either way the failure names what happened (a panic, QEMU's own
+ * error, a silent hang) with the console excerpt, and the logs are kept.
  */
-export async function waitForAgent(record: VmRecord, timeoutMs: number): Promise<GuestAgent> {
+export async function waitForAgent(record: VmRecord, timeoutMs: number, exitOf: () => QemuExit | undefined = () => undefined): Promise<GuestAgent> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (!(await processAlive(record.pid))) throw await bootFailure(record, 'QEMU exited during boot')
-    if (Date.now() > deadline) throw await bootFailure(record, `the guest agent did not answer within ${timeoutMs / 1000} s`)
+    if (!(await processAlive(record.pid))) throw await bootFailure(record, {phase: 'boot', exit: exitOf()})
+    if (Date.now() > deadline) throw await bootFailure(record, {phase: 'boot', hungAfterMs: timeoutMs})
     try {
       return await GuestAgent.connect(record.sockets.qga, Math.min(2000, Math.max(200, deadline - Date.now())))
     } catch {
@@ -225,16 +235,9 @@ export async function waitForAgent(record: VmRecord, timeoutMs: number): Promise
   }
 }
 
-async function bootFailure(record: VmRecord, what: string): Promise<PmemlabError> {
-  const qemuError = (await tail(join(record.dir, 'qemu.log'), 1)).trim()
-  const consoleTail = (await tail(record.consoleLog, 1)).trim()
-  const detail = qemuError ? `QEMU said: ${qemuError}` : consoleTail ? `last console line: ${consoleTail}` : 'the console stayed silent'
-  return new PmemlabError(`VM "${record.name}" failed to boot: ${what}; ${detail}`, ExitCode.bootFailed, 'run with --verbose and see the console log')
-}
-
-async function tail(file: string, lines: number): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '')
-  return text.replaceAll('\r', '').trimEnd().split('\n').slice(-lines).join('\n')
+async function bootFailure(record: VmRecord, facts: Parameters<typeof keepDeadVm>[1]): Promise<PmemlabError> {
+  const death = await keepDeadVm(record, facts)
+  return new PmemlabError(`VM "${record.name}" failed to boot: ${death.reason}`, death.exitCode, `console log kept in ${death.consoleLog}`, death.excerpt)
 }
 
 /**
@@ -243,6 +246,7 @@ async function tail(file: string, lines: number): Promise<string> {
  */
 export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<'graceful' | 'forced' | 'killed' | 'gone'> {
   const alive = () => processAlive(record.pid, record.sockets.qmp)
+  await markStopping(record)
   let how: 'graceful' | 'forced' | 'killed' | 'gone' = 'gone'
   if (await alive()) {
     how = 'graceful'
@@ -280,7 +284,9 @@ export interface UpResult {
  */
 export class LabSession {
   private done = false
+  private interrupted = false
   private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.interrupted = true
     log.warn(`${signal}: stopping ${this.record.name}`)
     void this.stop(0).finally(() => process.exit(ExitCode.interrupted))
   }
@@ -288,20 +294,22 @@ export class LabSession {
   private constructor(
     readonly record: VmRecord,
     readonly agent: GuestAgent,
+    private readonly exitOf: () => QemuExit | undefined,
   ) {}
 
   /** Boots; detached VMs are started outside pmemlab's process group so they can outlive it. */
   static async start(request: UpRequest): Promise<LabSession> {
     const plan = await planVm(request)
     announce(plan, request)
-    const {record} = await startVm(plan, request.mode)
+    const {record, child} = await startVm(plan, request.mode)
+    const exitOf = watchExit(child)
     const teardown = (signal: NodeJS.Signals) => {
       log.warn(`${signal}: stopping ${record.name}`)
       void stopVm(record, 0).finally(() => process.exit(ExitCode.interrupted))
     }
     for (const signal of SIGNALS) process.on(signal, teardown)
     try {
-      const session = new LabSession(record, await waitForAgent(record, request.bootTimeoutMs))
+      const session = new LabSession(record, await waitForAgent(record, request.bootTimeoutMs, exitOf), exitOf)
       log.debug(`the guest agent of ${record.name} answers`)
       for (const signal of SIGNALS) process.on(signal, session.onSignal)
       return session
@@ -313,9 +321,26 @@ export class LabSession {
     }
   }
 
-  /** Runs a command in the guest with live output; resolves to its exit status. */
-  exec(argv: string[], options: Partial<ExecOptions> = {}): Promise<number> {
-    return execStreaming(this.agent, argv, {stdout: process.stdout, stderr: process.stderr, ...options})
+  /**
+   * Runs a command in the guest with live output; resolves to its exit status. When the VM dies
+   * under it, the error says how (see deathOf).
+   */
+  async exec(argv: string[], options: Partial<ExecOptions> = {}): Promise<number> {
+    try {
+      return await execStreaming(this.agent, argv, {stdout: process.stdout, stderr: process.stderr, ...options})
+    } catch (error) {
+      throw await this.explain(error)
+    }
+  }
+
+  /**
+   * The error to report for a failed exchange with the guest: an interrupt is not an error of its
+   * own (the signal handler says what happened), a dead or hung VM is named, anything else stays.
+   */
+  async explain(error: unknown): Promise<unknown> {
+    if (this.interrupted) return new PmemlabError('interrupted', ExitCode.interrupted)
+    if (this.done || error instanceof PmemlabError) return error
+    return (await deathOf(this.record, this.exitOf, error)) ?? error
   }
 
   /** Copies a file into the guest through the agent. */
