@@ -1,9 +1,11 @@
 /**
- * A TAP (Test Anything Protocol) parser for versions 12 to 14: the plan, "ok"/"not ok" test
- * points with SKIP and TODO directives, "Bail out!", comments, YAML diagnostic blocks and
- * indented subtests. Pure: text in, a document out. TapParser also works line by line, so a
- * stream can be reported while it is still running.
+ * TAP (Test Anything Protocol) streams read by tap-parser, as the documents pmemlab reports:
+ * the plan, test points with SKIP and TODO directives, "Bail out!", comments, YAML diagnostic
+ * blocks and subtests, plus the problems that fail a stream (no plan, wrong count, numbers out of
+ * order). tap-parser does all the parsing; this module maps its events to a TapDocument and keeps
+ * pmemlab's verdict rules. TapParser works line by line, so a stream is reported while it runs.
  */
+import {lineType, lineTypes, parseDirective, Parser, Result, type Plan} from 'tap-parser'
 
 export interface TapDirective {
   kind: 'skip' | 'todo'
@@ -50,57 +52,170 @@ export interface TapDocument {
 /** Whether a test point counts as a failure: "not ok" without a TODO directive. */
 export const failing = (a: TapAssert) => !a.ok && a.directive?.kind !== 'todo'
 
-const VERSION = /^TAP version (\d+)\s*$/i
-const PLAN = /^1\.\.(\d+)\s*(?:#\s*(.*))?$/
-const ASSERT = /^(not )?ok\b(.*)$/
-const BAIL = /^Bail out!\s*(.*)$/i
-const SUBTEST_HEADER = /^#\s*Subtest(?::\s*(.*))?$/i
+const typeOf = (line: string) => lineType(line.endsWith('\n') ? line : `${line}\n`)?.[0]
 
-/** Splits "desc # SKIP why" at the first unescaped "#" that starts a directive. */
-function splitDirective(text: string): {name: string; directive?: TapDirective} {
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '\\') {
-      i++
-      continue
-    }
-    if (text[i] !== '#') continue
-    const match = /^#\s*(skip\S*|todo\S*)(?:\s+(.*))?$/i.exec(text.slice(i))
-    if (match) {
-      const kind = match[1].toLowerCase().startsWith('skip') ? 'skip' : 'todo'
-      return {name: unescape(text.slice(0, i).trim()), directive: {kind, reason: (match[2] ?? '').trim()}}
-    }
-  }
-  return {name: unescape(text.trim())}
+function directiveOf(result: Result): TapDirective | undefined {
+  const reason = (value: string | boolean) => (value === true ? '' : String(value))
+  if (result.skip !== false) return {kind: 'skip', reason: reason(result.skip)}
+  if (result.todo !== false) return {kind: 'todo', reason: reason(result.todo)}
+  return undefined
 }
 
-const unescape = (text: string) => text.replaceAll('\\#', '#').replaceAll('\\\\', '\\')
+/**
+ * Builds the TapDocument of one tap-parser Parser, the root's or a subtest's, from its events.
+ * tap-parser keeps only the parsed YAML object, so the block's text is taken from the lines it
+ * reports while it reads the block.
+ */
+class DocumentBuilder {
+  readonly doc: TapDocument = {asserts: [], comments: [], extra: [], problems: [], ok: false}
+  /** Reported as its line arrived; tap-parser emits it later, after its YAML or subtest. */
+  private early?: TapAssert
+  /** The subtest that belongs to the next test point. */
+  private child?: DocumentBuilder
+  /** A test point line was read and no assert emitted yet: a YAML block may follow. */
+  private yamlMayFollow = false
+  private yaml?: {indent: string; lines: string[]; body: string; closed: boolean}
+  /** The YAML text tap-parser is about to set aside as non-TAP (unterminated or not YAML). */
+  private yamlGarbage?: string
+  /** The line being fed, and whether it turned out to be a test point of this stream. */
+  private feeding?: string
+  private pointLine = false
 
-function parseAssert(line: string, nextId: number): TapAssert | undefined {
-  const match = ASSERT.exec(line)
-  if (!match) return undefined
-  let rest = match[2]
-  if (rest !== '' && !/^\s/.test(rest)) return undefined // "okay", "oknot"
-  rest = rest.trim()
-  let id = nextId
-  const number = /^(\d+)\b\s*(.*)$/.exec(rest)
-  if (number) {
-    id = Number(number[1])
-    rest = number[2]
+  constructor(
+    readonly parser: Parser,
+    private readonly onAssert?: (a: TapAssert) => void,
+  ) {
+    parser.on('version', (version: number) => {
+      if (!parser.syntheticPlan) this.doc.version = version
+    })
+    parser.on('plan', (plan: Plan) => this.plan(plan))
+    parser.on('line', (line: string) => this.line(line))
+    parser.on('assert', (result: Result) => this.assert(result))
+    parser.on('comment', (line: string) => this.comment(line))
+    parser.on('extra', (data: string) => this.extra(data))
+    parser.on('bailout', (reason: string) => {
+      this.doc.bailOut = reason
+    })
+    parser.on('child', (child: Parser) => {
+      this.child = new DocumentBuilder(child)
+      this.yamlMayFollow = false
+    })
+    parser.on('complete', () => this.validate())
   }
-  rest = rest.replace(/^-\s*/, '')
-  const {name, directive} = splitDirective(rest)
-  return {id, ok: !match[1], name, ...(directive ? {directive} : {}), diagnostics: []}
-}
 
-/** Leading spaces, a tab counting as four (TAP indents subtests by four spaces). */
-function indentOf(line: string): number {
-  let width = 0
-  for (const char of line) {
-    if (char === ' ') width++
-    else if (char === '\t') width += 4
-    else break
+  /** Feeds one line (no newline); a test point is reported at once. */
+  feed(line: string): void {
+    this.feeding = `${line}\n`
+    this.pointLine = false
+    this.parser.write(this.feeding)
+    this.feeding = undefined
+    const parsed = this.pointLine ? lineType(`${line}\n`) : null
+    if (!parsed) return
+    const a = this.fromResult(new Result(parsed[1], this.parser))
+    this.doc.asserts.push(a)
+    this.early = a
+    this.onAssert?.(a)
   }
-  return width
+
+  private fromResult(result: Result): TapAssert {
+    const directive = directiveOf(result)
+    return {
+      id: result.id || (this.doc.asserts.at(-1)?.id ?? 0) + 1,
+      ok: result.ok,
+      name: result.name || this.child?.parser.name || '',
+      ...(directive ? {directive} : {}),
+      diagnostics: [],
+    }
+  }
+
+  private plan(plan: Plan): void {
+    if (this.parser.syntheticPlan) return // "1..0 # no tests found", made up for an empty stream
+    const directive = parseDirective(plan.comment)
+    const skipAll = directive && directive[0] === 'skip' ? (directive[1] === true ? '' : String(directive[1])) : undefined
+    this.doc.plan = {start: plan.start, end: plan.end, ...(skipAll !== undefined ? {skipAll} : {})}
+  }
+
+  private line(line: string): void {
+    const yaml = this.yaml
+    if (yaml && !yaml.closed) {
+      if (line === `${yaml.indent}...\n`) yaml.closed = true
+      else {
+        yaml.body += line
+        yaml.lines.push(line.slice(yaml.indent.length, -1))
+      }
+      return
+    }
+    const start = /^([ \t]+)---\n$/.exec(line)
+    if (start && this.yamlMayFollow && !yaml) {
+      this.yaml = {indent: start[1], lines: [], body: '', closed: false}
+      return
+    }
+    if (typeOf(line) === 'testPoint') {
+      this.yamlMayFollow = true
+      if (line === this.feeding) this.pointLine = true
+    }
+  }
+
+  private assert(result: Result): void {
+    const yaml = this.yaml
+    this.yaml = undefined
+    this.yamlMayFollow = false
+    // As tap-parser hands it to 'extra' when the block is unterminated, or closed but not YAML.
+    this.yamlGarbage = yaml && (yaml.closed ? `---\n${yaml.body}...\n` : `${yaml.indent}---\n${yaml.body}`)
+    const a = this.early ?? this.fromResult(result)
+    if (!this.early) {
+      this.doc.asserts.push(a)
+      this.onAssert?.(a)
+    }
+    this.early = undefined
+    if (yaml) a.yaml = yaml.lines.join('\n')
+    if (this.child) a.subtest = this.child.doc
+    this.child = undefined
+  }
+
+  private comment(line: string): void {
+    // tap-parser's own closing note ("test count(N) != plan(M)"), and subtest headers
+    if (this.parser.results || lineTypes.subtest.test(line)) return
+    const text = line.trim().replace(/^#\s?/, '')
+    const last = this.doc.asserts.at(-1)
+    if (last) last.diagnostics.push(text)
+    else this.doc.comments.push(text)
+  }
+
+  private extra(data: string): void {
+    if (data === this.yamlGarbage) {
+      // The block stays the test point's YAML text, as it always was here.
+      this.yamlGarbage = undefined
+      return
+    }
+    for (const line of data.replace(/\n$/, '').split('\n')) {
+      this.doc.extra.push(line)
+      // TAP lines tap-parser set aside: they still make the stream wrong.
+      const type = typeOf(line)
+      if (type === 'plan') this.doc.problems.push(this.doc.plan ? 'more than one plan' : `a plan out of place: ${line}`)
+      if (type === 'testPoint') {
+        this.doc.problems.push(`a test point after the plan: ${line}`)
+        if (`${line}\n` === this.feeding) this.pointLine = false
+        this.yamlMayFollow = false
+      }
+    }
+  }
+
+  private validate(): void {
+    const {doc} = this
+    const ran = doc.asserts.length
+    if (!doc.plan) {
+      if (doc.bailOut === undefined) doc.problems.push(ran > 0 ? `no plan (${ran} tests ran)` : 'no plan and no tests')
+    } else if (doc.bailOut === undefined) {
+      const planned = doc.plan.end - doc.plan.start + 1
+      if (planned !== ran && !(doc.plan.end === 0 && ran === 0)) doc.problems.push(`planned ${planned} tests but ${ran} ran`)
+    }
+    const first = doc.plan?.start ?? 1
+    doc.asserts.forEach((a, i) => {
+      if (a.id !== first + i) doc.problems.push(`test ${first + i} is numbered ${a.id}`)
+    })
+    doc.ok = doc.bailOut === undefined && doc.problems.length === 0 && !doc.asserts.some(failing)
+  }
 }
 
 /**
@@ -108,23 +223,21 @@ function indentOf(line: string): number {
  * test point as soon as its line arrives (its diagnostics and YAML may follow later).
  */
 export class TapParser {
-  private readonly doc: TapDocument = {asserts: [], comments: [], extra: [], problems: [], ok: false}
+  private readonly builder: DocumentBuilder
   private partial = ''
-  private yaml?: {indent: number; lines: string[]; target: TapAssert}
-  private child?: {indent: number; lines: string[]}
-  private pendingSubtest?: TapDocument
-  private pendingSubtestName?: string
-  private last?: TapAssert
-  private finished = false
+  private ended = false
 
-  constructor(private readonly onAssert?: (a: TapAssert) => void) {}
+  constructor(onAssert?: (a: TapAssert) => void) {
+    this.builder = new DocumentBuilder(new Parser(), onAssert)
+  }
 
   /** Feeds text (any chunking); complete lines are parsed at once. */
   write(chunk: string): this {
+    if (this.ended) return this
     this.partial += chunk
     let newline: number
     while ((newline = this.partial.indexOf('\n')) >= 0) {
-      this.line(this.partial.slice(0, newline).replace(/\r$/, ''))
+      this.builder.feed(this.partial.slice(0, newline).replace(/\r$/, ''))
       this.partial = this.partial.slice(newline + 1)
     }
     return this
@@ -132,117 +245,17 @@ export class TapParser {
 
   /** The test points seen so far. */
   get asserts(): readonly TapAssert[] {
-    return this.doc.asserts
+    return this.builder.doc.asserts
   }
 
   end(): TapDocument {
-    if (!this.finished) {
-      this.finished = true
-      if (this.partial) this.line(this.partial.replace(/\r$/, ''))
+    if (!this.ended) {
+      if (this.partial) this.builder.feed(this.partial.replace(/\r$/, ''))
       this.partial = ''
-      this.closeYaml()
-      this.closeChild()
-      this.validate()
+      this.ended = true
+      this.builder.parser.end()
     }
-    return this.doc
-  }
-
-  private line(raw: string): void {
-    const indent = indentOf(raw)
-    const text = raw.trim()
-    // A YAML block runs from "---" to "..." below a test point; its lines are kept as they are.
-    if (this.yaml) {
-      if (text === '...' && indent <= this.yaml.indent) {
-        this.closeYaml()
-        return
-      }
-      if (text === '' || indent >= this.yaml.indent) {
-        this.yaml.lines.push(raw.slice(Math.min(this.yaml.indent, indent)))
-        return
-      }
-      this.closeYaml() // an unterminated block: tolerate it
-    }
-    // Indented by 4 or more: a subtest's stream, parsed once its parent's test point arrives.
-    if (indent >= 4 && text !== '') {
-      if (!this.child) {
-        this.child = {indent, lines: []}
-      }
-      this.child.lines.push(raw.slice(Math.min(this.child.indent, indent)))
-      return
-    }
-    if (text === '---' && this.last && indent > 0) {
-      this.yaml = {indent, lines: [], target: this.last}
-      return
-    }
-    if (this.child) this.closeChild()
-    if (text === '') return
-
-    const version = VERSION.exec(text)
-    if (version) {
-      this.doc.version = Number(version[1])
-      return
-    }
-    const bail = BAIL.exec(text)
-    if (bail) {
-      this.doc.bailOut = bail[1].trim()
-      return
-    }
-    const plan = PLAN.exec(text)
-    if (plan) {
-      if (this.doc.plan) this.doc.problems.push('more than one plan')
-      const skip = plan[2] && /^skip\S*\s*(.*)$/i.exec(plan[2].trim())
-      this.doc.plan = {start: 1, end: Number(plan[1]), ...(skip ? {skipAll: skip[1].trim()} : {})}
-      return
-    }
-    const header = SUBTEST_HEADER.exec(text)
-    if (header) {
-      this.pendingSubtestName = header[1]?.trim()
-      return
-    }
-    const assert = parseAssert(text, (this.last?.id ?? 0) + 1)
-    if (assert) {
-      if (this.pendingSubtest) assert.subtest = this.pendingSubtest
-      if (!assert.name && this.pendingSubtestName) assert.name = this.pendingSubtestName
-      this.pendingSubtest = undefined
-      this.pendingSubtestName = undefined
-      this.doc.asserts.push(assert)
-      this.last = assert
-      this.onAssert?.(assert)
-      return
-    }
-    if (text.startsWith('#')) {
-      const comment = text.replace(/^#\s?/, '')
-      if (this.last) this.last.diagnostics.push(comment)
-      else this.doc.comments.push(comment)
-      return
-    }
-    if (/^pragma\s+[+-]/.test(text)) return
-    this.doc.extra.push(raw)
-  }
-
-  private closeYaml(): void {
-    if (!this.yaml) return
-    this.yaml.target.yaml = this.yaml.lines.join('\n')
-    this.yaml = undefined
-  }
-
-  private closeChild(): void {
-    if (!this.child) return
-    this.pendingSubtest = parseTap(this.child.lines.join('\n'))
-    this.child = undefined
-  }
-
-  private validate(): void {
-    const doc = this.doc
-    if (!doc.plan) {
-      if (!doc.bailOut) doc.problems.push(doc.asserts.length > 0 ? `no plan (${doc.asserts.length} tests ran)` : 'no plan and no tests')
-    } else if (!doc.bailOut && doc.plan.end !== doc.asserts.length && !(doc.plan.end === 0 && doc.asserts.length === 0)) {
-      doc.problems.push(`planned ${doc.plan.end} tests but ${doc.asserts.length} ran`)
-    }
-    doc.asserts.forEach((a, i) => {
-      if (a.id !== i + 1) doc.problems.push(`test ${i + 1} is numbered ${a.id}`)
-    })
-    doc.ok = doc.bailOut === undefined && doc.problems.length === 0 && !doc.asserts.some(failing)
+    return this.builder.doc
   }
 }
 
@@ -254,7 +267,7 @@ export function parseTap(text: string): TapDocument {
 /** Whether text looks like TAP at all: a version line, a plan or a test point. */
 export function looksLikeTap(text: string): boolean {
   return text.split('\n').some((line) => {
-    const t = line.trim()
-    return VERSION.test(t) || PLAN.test(t) || parseAssert(t, 1) !== undefined
+    const type = typeOf(line.trim())
+    return type === 'version' || type === 'plan' || type === 'testPoint'
   })
 }
