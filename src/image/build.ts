@@ -8,7 +8,6 @@ import {
   copyFile,
   lstat,
   mkdir,
-  mkdtemp,
   readFile,
   readdir,
   readlink,
@@ -20,6 +19,7 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import {join, posix, resolve, sep} from 'node:path'
+import {withDir} from 'tmp-promise'
 import {ExitCode, PmemlabError} from '../core/errors.js'
 import {run} from '../core/exec.js'
 import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
@@ -120,14 +120,19 @@ interface BuildContext {
 
 const interrupted = () => new PmemlabError('image build interrupted', ExitCode.interrupted)
 
+interface BuildOptions {
+  force?: boolean
+  signal?: AbortSignal
+}
+
 /**
  * Builds an image from its recipe, or returns the cached one (unless force). The work happens
  * in a temporary directory inside the cache's images directory that is renamed into place only
  * when complete: a killed build never leaves an entry that a later run trusts.
  */
-export async function buildImage(name: string, opts: {force?: boolean; signal?: AbortSignal} = {}): Promise<ImageInfo> {
+export async function buildImage(name: string, opts: BuildOptions = {}): Promise<ImageInfo> {
   const loaded = await loadRecipe(name)
-  const {recipe, hash} = loaded
+  const {hash} = loaded
   const finalDir = join(imagesRoot(), name, hash)
   if (!opts.force) {
     const cached = await readImageInfo(finalDir)
@@ -146,7 +151,25 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
 
   await mkdir(join(imagesRoot(), name), {recursive: true})
   await removeStaleBuilds()
-  const temp = await mkdtemp(join(imagesRoot(), `.build.${process.pid}.${name}.${hash.slice(0, 12)}.`))
+  // tmp-promise owns the staging directory, made on the cache's file system (tmpdir) so that the
+  // finished entry is renamed, not copied, into place; its ".build.<pid>." name lets
+  // removeStaleBuilds reap it after a SIGKILL. The entry is built in a subdirectory that leaves by
+  // that rename (or is removed on failure), so withDir's cleanup only ever removes an empty
+  // directory: it never reaches a placed entry, and never fails because the entry is gone.
+  const template = `.build.${process.pid}.${name.replaceAll(/\.{2,}/g, '.')}.${hash.slice(0, 12)}.XXXXXX`
+  return withDir(({path}) => buildStaged(path, {name, loaded, finalDir, asRoot, opts}), {tmpdir: imagesRoot(), template})
+}
+
+/** The build proper, in STAGING_DIR/entry, which buildImage's withDir owns. */
+async function buildStaged(
+  stagingDir: string,
+  {name, loaded, finalDir, asRoot, opts}: {name: string; loaded: LoadedRecipe; finalDir: string; asRoot: boolean; opts: BuildOptions},
+): Promise<ImageInfo> {
+  const {recipe, hash} = loaded
+  // Others may pass through (copy-in reads the build sources as a subordinate user id); the entry starts private.
+  await chmod(stagingDir, 0o755)
+  const temp = join(stagingDir, 'entry')
+  await mkdir(temp, {mode: 0o700})
   const ctx: BuildContext = {
     dir: temp,
     log: join(temp, 'build.log'),
@@ -228,7 +251,7 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
         packages: recipe.packages,
       }
       await writeFile(join(temp, 'image.json'), `${JSON.stringify(info, null, 2)}\n`)
-      await chmod(temp, 0o755) // mkdtemp made it private; the entry is readable like the rest of the cache
+      await chmod(temp, 0o755) // made private above; the entry is readable like the rest of the cache
       await appendFile(ctx.log, `\nfinished ${info.builtAt} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`)
     })
 
@@ -238,6 +261,9 @@ export async function buildImage(name: string, opts: {force?: boolean; signal?: 
   } catch (error) {
     if (await isFile(ctx.log)) await copyFile(ctx.log, ctx.failedLog).catch(() => undefined)
     await removeTree(temp)
+    // removeTree leaves a tree with something mounted below it (and says so): park it where
+    // removeStaleBuilds looks, so the staging directory is empty and this error is the one reported.
+    if (await lstat(temp).then(() => true, () => false)) await rename(temp, `${stagingDir}.kept`).catch(() => undefined)
     if (opts.signal?.aborted) throw interrupted()
     throw error
   }

@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto'
-import {mkdir, mkdtemp, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
+import {withDir} from 'tmp-promise'
 import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from '../core/errors.js'
 import {fileIdentity, writeFileAtomic} from '../core/cache.js'
 import {cpioNewc, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry} from './initramfs.js'
@@ -357,22 +357,25 @@ async function depmodIndexes(
 ): Promise<Array<{name: string; content: Buffer}>> {
   const depmod = await which('depmod')
   if (depmod) {
-    const scratch = await mkdtemp(join(tmpdir(), 'pmemlab-depmod-'))
     try {
-      const dir = join(scratch, 'lib', 'modules', version)
-      for (const module of modules) {
-        await mkdir(join(dir, dirname(module.path)), {recursive: true})
-        await writeFile(join(dir, module.path), module.content)
-      }
-      for (const file of extra) await writeFile(join(dir, file.name), file.content)
-      const {run} = await import('../core/exec.js')
-      await run(depmod, ['-b', scratch, version])
-      const generated = (await readdir(dir)).filter((name) => name.startsWith('modules.') && !extra.some((file) => file.name === name))
-      return await Promise.all(generated.sort().map(async (name) => ({name, content: await readFile(join(dir, name))})))
+      // The scratch tree lives only for this scope: withDir removes it, contents and all.
+      return await withDir(
+        async ({path: scratch}) => {
+          const dir = join(scratch, 'lib', 'modules', version)
+          for (const module of modules) {
+            await mkdir(join(dir, dirname(module.path)), {recursive: true})
+            await writeFile(join(dir, module.path), module.content)
+          }
+          for (const file of extra) await writeFile(join(dir, file.name), file.content)
+          const {run} = await import('../core/exec.js')
+          await run(depmod, ['-b', scratch, version])
+          const generated = (await readdir(dir)).filter((name) => name.startsWith('modules.') && !extra.some((file) => file.name === name))
+          return await Promise.all(generated.sort().map(async (name) => ({name, content: await readFile(join(dir, name))})))
+        },
+        {prefix: 'pmemlab-depmod', unsafeCleanup: true},
+      )
     } catch (error) {
       log.warn(`depmod failed, the guest will index its modules at boot: ${(error as Error).message.split('\n')[0]}`)
-    } finally {
-      await rm(scratch, {recursive: true, force: true})
     }
   }
   const shipped = new Set(modules.map((module) => module.path))
