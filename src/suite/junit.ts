@@ -9,7 +9,8 @@
  * properties. It writes no total time on <testsuites> and no id on <testsuite>; CI tools sum the
  * cases' times themselves.
  */
-import junitReportBuilder, {type Builder, type TestCase} from 'junit-report-builder'
+import {createRequire} from 'node:module'
+import type {Builder, TestCase} from 'junit-report-builder'
 
 export type JUnitStatus = 'pass' | 'fail' | 'error' | 'skip'
 
@@ -37,9 +38,12 @@ export interface JUnitSuite {
   systemOut?: string
 }
 
-// The package is CommonJS (module.exports is the builder) but its typings declare an ES default
-// export, which TypeScript reads as `.default` under Node16 resolution: take whichever is there.
-const moduleBuilder: Builder = (junitReportBuilder as unknown as {default?: Builder}).default ?? (junitReportBuilder as unknown as Builder)
+// Loaded on first use: the library brings lodash and xmlbuilder (tens to hundreds of ms on a busy
+// machine), which every `pmemlab test` would otherwise pay at start, with or without --junit.
+// require() also returns the CommonJS export as it is (the builder), which the ES default export
+// in the package's typings misdescribes under Node16 resolution.
+let libraryBuilder: Builder | undefined
+const moduleBuilder = () => (libraryBuilder ??= createRequire(import.meta.url)('junit-report-builder') as Builder)
 
 /**
  * Characters XML 1.0 cannot carry at all (most C0 controls, like the ESC of colour codes, lone
@@ -99,7 +103,7 @@ function addCase(testCase: TestCase, c: JUnitCase): void {
 /** The whole document, with the XML declaration and a trailing newline. */
 export function renderJUnit(suites: JUnitSuite[], name = 'pmemlab'): string {
   // A fresh builder per report: the module's own instance is shared by everything that imports it.
-  const report = moduleBuilder.newBuilder().name(visible(name))
+  const report = moduleBuilder().newBuilder().name(visible(name))
   for (const suite of suites) {
     const element = report.testSuite().name(visible(suite.name)).time(seconds(suite.timeSec))
     if (suite.timestamp) element.timestamp(visible(suite.timestamp))
