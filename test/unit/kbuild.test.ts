@@ -13,7 +13,7 @@ import {execa} from 'execa'
 import {PmemlabError} from '../../src/core/errors.js'
 import {acquireLock} from '../../src/core/cache.js'
 import {extractTarball, extractTarStream, fetchKernelTarball, parseSha256Sums, pickRelease, unsafeEntryReason} from '../../src/kernel/fetch.js'
-import {computeKey, makefileVersion, normaliseFragmentText, type KeyInputs} from '../../src/kernel/build.js'
+import {computeKey, makefileVersion, normaliseFragmentText, type KeyInputs} from '../../src/kernel/key.js'
 import {listKernels, pruneKernels, removeKernel, resolveBuiltKernel, specForm} from '../../src/kernel/store.js'
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex')

@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../cli/command.js'
 import {usageError} from '../../core/errors.js'
-import {buildKernel, type KernelSource} from '../../kernel/build.js'
+import {buildKernel} from '../../kernel/build.js'
+import type {KernelSource} from '../../kernel/source.js'
 
 /** --version/--source/--tree, shared with `kernel config`. */
 export const sourceFlags = {
