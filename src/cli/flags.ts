@@ -17,6 +17,7 @@ export const labFlags = {
   accel: Flags.string({description: 'accelerator: auto uses KVM only where it really works', options: ['auto', 'kvm', 'tcg'], default: 'auto'}),
   append: Flags.string({description: 'extra kernel command-line arguments, passed as given (not checked against the topology)', multiple: true, default: []}),
   'boot-timeout': Flags.integer({description: 'seconds to wait for the guest agent before the boot counts as failed', default: 180}),
+  force: Flags.boolean({description: "boot even when guest RAM or disposable backing files exceed what the host has free"}),
 }
 
 /** The lab part of a request, from parsed labFlags: shared by every command that boots a lab. */
@@ -35,5 +36,6 @@ export function labRequest(flags: Interfaces.InferredFlags<typeof labFlags>): La
     accel: flags.accel as AccelRequest,
     append: flags.append,
     bootTimeoutMs: flags['boot-timeout'] * 1000,
+    force: flags.force,
   }
 }

@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../cli/command.js'
 import {labFlags, labRequest} from '../cli/flags.js'
-import {dryRunText, planVm, up, type UpRequest} from '../lab/vm.js'
+import {dryRunText, planVm, prepareArgv, up, type UpRequest} from '../lab/vm.js'
 
 export default class Up extends PmemlabCommand {
   static override summary = 'Boot a disposable VM with persistent memory'
@@ -37,7 +37,7 @@ Default topology when no --memmap/--nvdimm/--virtio-pmem is given: one 256M memm
     }
     if (flags['dry-run']) {
       const plan = await planVm(request, {dryRun: true})
-      if (flags.json) this.printJson({name: plan.name, accel: plan.accel, argv: [plan.qemu.binary, ...plan.qemu.argv], kernelCmdline: plan.qemu.kernelCmdline, layout: plan.layout, devices: plan.devices})
+      if (flags.json) this.printJson({name: plan.name, accel: plan.accel, sockets: plan.qemu.sockets, prepare: prepareArgv(plan), argv: [plan.qemu.binary, ...plan.qemu.argv], kernelCmdline: plan.qemu.kernelCmdline, layout: plan.layout, devices: plan.devices})
       else process.stdout.write(dryRunText(plan))
       return
     }

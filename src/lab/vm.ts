@@ -17,6 +17,7 @@ import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from '../core/size.js'
 import {deathOf, keepDeadVm, markStopping, reapStale, type QemuExit} from './deaths.js'
 import {claimVmDir, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
+import {checkHostFit, probeHostCapacity} from './hostfit.js'
 import {planTopology, type Layout} from './topology.js'
 import {qemuBinaryName, requireProgram, which} from '../core/which.js'
 
@@ -31,6 +32,8 @@ export interface LabRequest {
   accel: AccelRequest
   append: string[]
   bootTimeoutMs: number
+  /** Boot even when the plan exceeds the host's free memory or disk. */
+  force?: boolean
 }
 
 export interface UpRequest extends LabRequest {
@@ -65,10 +68,16 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
   await checkUserFiles(layout)
   const binary = await requireProgram(qemuBinaryName(), 'qemu-system-x86')
   const accel = decideAccel(request.accel, await probeHostVirt())
+  const dir = vmDir(name)
+  if (!request.force) {
+    // Before anything is built: a guest that cannot fit is refused while refusing is cheap.
+    const disposableBytes = [...layout.nvdimms, ...layout.virtioPmem].filter((d) => d.file === undefined).reduce((sum, d) => sum + d.size, 0)
+    const refusal = checkHostFit(layout, disposableBytes, await probeHostCapacity(await existingParent(dir)))
+    if (refusal) throw refusal
+  }
   // Bad input is refused above, before anything is built for the kernel or the image.
   const kernel = await resolveKernel(request.kernel)
   const image = await resolveImage(request.image, {build: !options.dryRun, planned: options.dryRun})
-  const dir = vmDir(name)
   const disposable = (id: string) => join(dir, DISPOSABLE, `${id}.img`)
   const nvdimmFiles = layout.nvdimms.map((d) => d.file ?? disposable(d.id))
   const virtioPmemFiles = layout.virtioPmem.map((d) => d.file ?? disposable(d.id))
@@ -133,8 +142,19 @@ async function checkUserFiles(layout: Layout): Promise<void> {
   }
 }
 
+/** The one command that makes what the QEMU argv needs: its directory, where QEMU creates the rest. */
+export const prepareArgv = (plan: VmPlan) => ['mkdir', '-p', '-m', '0700', join(plan.dir, DISPOSABLE)]
+
+/** A script a user can paste into a shell: the mkdir the argv needs, then the exact QEMU command. */
 export function dryRunText(plan: VmPlan): string {
-  return `${shellQuote([plan.qemu.binary, ...plan.qemu.argv])}\n# kernel command line: ${plan.qemu.kernelCmdline}\n`
+  return `${shellQuote(prepareArgv(plan))}\n${shellQuote([plan.qemu.binary, ...plan.qemu.argv])}\n# kernel command line: ${plan.qemu.kernelCmdline}\n`
+}
+
+/** The nearest directory of path that exists (the state directory may not be made yet). */
+async function existingParent(path: string): Promise<string> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    if ((await stat(dir).catch(() => undefined))?.isDirectory() || dir === dirname(dir)) return dir
+  }
 }
 
 /** A started VM: its record, and for foreground modes the QEMU child. */

@@ -84,7 +84,7 @@ describe('bad input and the doctor', {timeout: 300_000}, () => {
   test('up --dry-run prints the exact QEMU argv and kernel command line and creates nothing', async () => {
     const text = await lab.pmemlab(['up', '--dry-run', '--name', 'dry', '--memmap', '512M', '--nvdimm', '256M', '--virtio-pmem', '256M'])
     assert.equal(text.exitCode, 0, text.stderr)
-    assert.match(text.stdout, /^\S*qemu-system-x86_64 .*-no-reboot/)
+    assert.match(text.stdout, /^mkdir -p -m 0700 \S+\/vms\/dry\/disposable\n\S*qemu-system-x86_64 .*-no-reboot/)
     assert.match(text.stdout, /-device nvdimm,id=nvdimm0,memdev=nvmem0/)
     assert.match(text.stdout, /-device virtio-pmem-pci/)
     assert.match(text.stdout, /# kernel command line: .*panic=-1.*memmap=512M!4G/)
