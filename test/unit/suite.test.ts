@@ -20,7 +20,8 @@ import {
   type TestResult,
 } from '../../src/suite/results.js'
 import {parseTap} from '../../src/suite/tap.js'
-import {parseDevices, withNvdimmFile} from '../../src/suite/run.js'
+import {parseDevices} from '../../src/suite/devices.js'
+import {withNvdimmFile} from '../../src/suite/powerloss.js'
 
 const usage = (fn: () => unknown, pattern: RegExp) =>
   assert.throws(fn, (error: unknown) => error instanceof PmemlabError && error.exitCode === 2 && pattern.test(error.oneLine()))
