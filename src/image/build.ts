@@ -26,6 +26,7 @@ import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type Load
 import type {Recipe, RecipeBuild} from './recipe.js'
 import {log, shellQuote} from '../core/log.js'
 import {requireProgram} from '../core/which.js'
+import {explainUnprivilegedFailure, requireUnprivilegedBuild} from './unprivileged.js'
 
 // ---------------------------------------------------------------------------------------------
 // Debian mirror
@@ -146,8 +147,9 @@ export async function buildImage(name: string, opts: BuildOptions = {}): Promise
   const asRoot = process.getuid?.() === 0
   await requireProgram('mmdebstrap', 'mmdebstrap')
   await requireProgram('mkfs.ext4', 'e2fsprogs')
-  // Without root, the tree is unpacked and imaged under fakeroot so that files stay owned by root.
-  if (!asRoot) await requireProgram('fakeroot', 'fakeroot')
+  // Without root, mmdebstrap needs user namespaces, newuidmap/newgidmap and subordinate ids, and
+  // the tree is imaged under fakeroot: refuse now, with the fix, before anything is made or fetched.
+  if (!asRoot) await requireUnprivilegedBuild()
 
   await mkdir(join(imagesRoot(), name), {recursive: true})
   await removeStaleBuilds()
@@ -212,7 +214,10 @@ async function buildStaged(
       // unpack it under fakeroot, which remembers the owners for mkfs.ext4 below.
       const tarball = join(temp, 'rootfs.tar')
       await step(ctx, 1, `bootstrapping ${summary}`, () =>
-        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=tar', recipe.suite, tarball, mirror], cwd),
+        runLogged(ctx, 'mmdebstrap', [...bootstrap, '--format=tar', recipe.suite, tarball, mirror], cwd).catch(async (error: unknown) => {
+          // Say what is missing when mmdebstrap's output names it (exit 3), not just its status.
+          throw await explainUnprivilegedFailure(error, await readFile(ctx.log, 'utf8').catch(() => ''))
+        }),
       )
       await step(ctx, 1, 'unpacking the root filesystem', async () => {
         await mkdir(rootDir)

@@ -4,6 +4,7 @@ import {run} from '../core/exec.js'
 import {cacheDir} from '../core/paths.js'
 import {GiB, humanSize} from '../core/size.js'
 import {qemuBinaryName, which} from '../core/which.js'
+import {probeUnprivilegedBuild, unprivilegedFixLine} from '../image/unprivileged.js'
 
 /** One line of `pmemlab doctor`: required checks decide the exit code, the others only inform. */
 export interface Check {
@@ -44,6 +45,7 @@ export async function runDoctor(): Promise<DoctorReport> {
   checks.push({name: 'kvm', ok: kvm.usable, required: false, detail: kvm.usable ? `usable: ${kvm.reason}` : `not usable, TCG only: ${kvm.reason}`})
   checks.push(await programCheck('image builder', 'mmdebstrap', 'mmdebstrap', true, ['--version']))
   checks.push(await programCheck('mkfs.ext4', 'mkfs.ext4', 'e2fsprogs', true))
+  checks.push(await unprivilegedCheck())
   checks.push(await programCheck('busybox (distro-kernel initramfs)', 'busybox', 'busybox-static', false))
   const vmlinuz = (await readdir('/boot').catch(() => [] as string[])).filter((f) => f.startsWith('vmlinuz-'))
   checks.push({
@@ -65,6 +67,15 @@ export async function runDoctor(): Promise<DoctorReport> {
   checks.push(await programCheck('setpriv (no QEMU outlives a killed pmemlab)', 'setpriv', 'util-linux', false))
   checks.push(await diskCheck())
   return {ok: checks.every((c) => c.ok || !c.required), accel: kvm.usable ? 'kvm' : 'tcg', checks}
+}
+
+/** Without root, the image build needs user namespaces and subordinate ids: required then, informational for root. */
+async function unprivilegedCheck(): Promise<Check> {
+  const verdict = await probeUnprivilegedBuild()
+  const name = 'image build without root'
+  if (verdict.root) return {name, ok: true, required: false, detail: verdict.detail}
+  const ok = verdict.missing.length === 0
+  return {name, ok, required: true, detail: verdict.detail, ...(ok ? {} : {fix: unprivilegedFixLine(verdict)})}
 }
 
 async function diskCheck(): Promise<Check> {
