@@ -20,7 +20,11 @@ import {
 } from 'node:fs/promises'
 import {join, posix, resolve, sep} from 'node:path'
 import {withDir} from 'tmp-promise'
+import {tmpdir} from 'node:os'
+import {stampFile} from '../core/artifact.js'
 import {ExitCode, PmemlabError} from '../core/errors.js'
+import {noSpaceError} from '../core/nospace.js'
+import {cacheDir} from '../core/paths.js'
 import {run} from '../core/exec.js'
 import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
 import type {Recipe, RecipeBuild} from './recipe.js'
@@ -251,6 +255,7 @@ async function buildStaged(
         hash,
         path: join(finalDir, 'rootfs.img'),
         sizeBytes: (await stat(image)).size,
+        rootfs: await stampFile(image), // checked on every use: a truncated image is rebuilt, never booted
         builtAt: new Date().toISOString(),
         recipe: loaded.path,
         packages: recipe.packages,
@@ -264,13 +269,15 @@ async function buildStaged(
     log.info(`image ${name} ${hash.slice(0, 12)} built in ${((Date.now() - started) / 1000).toFixed(1)} s`)
     return placed
   } catch (error) {
+    // Read before the log goes: a full disk shows only in what apt, dpkg or mkfs printed.
+    const noSpace = await noSpaceError(error, {doing: `building image ${name}`, dirs: [{dir: cacheDir(), envVar: 'PMEMLAB_CACHE_DIR'}, {dir: tmpdir(), envVar: 'TMPDIR'}], logFile: ctx.log})
     if (await isFile(ctx.log)) await copyFile(ctx.log, ctx.failedLog).catch(() => undefined)
     await removeTree(temp)
     // removeTree leaves a tree with something mounted below it (and says so): park it where
     // removeStaleBuilds looks, so the staging directory is empty and this error is the one reported.
     if (await lstat(temp).then(() => true, () => false)) await rename(temp, `${stagingDir}.kept`).catch(() => undefined)
     if (opts.signal?.aborted) throw interrupted()
-    throw error
+    throw noSpace ?? error
   }
 }
 

@@ -8,6 +8,7 @@ import {createHash} from 'node:crypto'
 import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {isArtifactStamp, checkArtifact, type ArtifactStamp} from '../core/artifact.js'
 import {writeFileAtomic} from '../core/cache.js'
 import {usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
@@ -20,7 +21,10 @@ export interface ImageInfo {
   hash: string
   /** The raw ext4 root filesystem (rootfs.img). */
   path: string
+  /** rootfs.img's size when it was built. */
   sizeBytes: number
+  /** rootfs.img's size and sample digest when it was built (images built before it have only sizeBytes). */
+  rootfs?: ArtifactStamp
   builtAt: string
   /** The recipe file the image was built from. */
   recipe: string
@@ -148,22 +152,36 @@ function isImageInfo(value: unknown): value is ImageInfo {
     info !== null &&
     ['name', 'hash', 'path', 'builtAt', 'recipe'].every((field) => typeof info[field] === 'string') &&
     typeof info.sizeBytes === 'number' &&
+    (info.rootfs === undefined || isArtifactStamp(info.rootfs)) &&
     Array.isArray(info.packages) &&
     info.packages.every((item) => typeof item === 'string')
   )
 }
 
-export async function readImageInfo(dir: string): Promise<ImageInfo | undefined> {
+/**
+ * The image in dir as its image.json describes it, with what is wrong with its rootfs.img when
+ * that is no longer the file that was built (truncated, grown, rewritten, missing); undefined
+ * when dir holds no image.json. The check is a stat and two 64 KiB reads: it runs on every boot.
+ */
+export async function inspectImage(dir: string): Promise<{info: ImageInfo; damage?: string} | undefined> {
+  let info: unknown
   try {
-    const info: unknown = JSON.parse(await readFile(join(dir, 'image.json'), 'utf8'))
-    if (!isImageInfo(info)) return undefined
-    // Trust the entry's location, not the path written at build time (the cache may have moved).
-    const path = join(dir, 'rootfs.img')
-    const size = (await stat(path)).size
-    return {...info, path, sizeBytes: size}
+    info = JSON.parse(await readFile(join(dir, 'image.json'), 'utf8'))
   } catch {
     return undefined
   }
+  if (!isImageInfo(info)) return undefined
+  // Trust the entry's location, not the path written at build time (the cache may have moved).
+  const path = join(dir, 'rootfs.img')
+  const damage = await checkArtifact(path, info.rootfs ?? {bytes: info.sizeBytes})
+  return {info: {...info, path}, ...(damage ? {damage} : {})}
+}
+
+/** The image in dir when it is complete and intact, else undefined. */
+export async function readImageInfo(dir: string): Promise<ImageInfo | undefined> {
+  const found = await inspectImage(dir)
+  if (found?.damage) log.debug(`not using ${dir}: ${found.damage}`)
+  return found && !found.damage ? found.info : undefined
 }
 
 /** Every built image in the cache, by name, newest first. */
@@ -175,9 +193,11 @@ export async function listImages(): Promise<ImageInfo[]> {
     const hashes = await readdir(join(imagesRoot(), name.name), {withFileTypes: true}).catch(() => [])
     for (const hash of hashes) {
       if (!hash.isDirectory() || hash.name.startsWith('.')) continue
-      const info = await readImageInfo(join(imagesRoot(), name.name, hash.name))
-      if (info) images.push(info)
-      else log.debug(`ignoring ${join(imagesRoot(), name.name, hash.name)}: no valid image.json and rootfs.img`)
+      const dir = join(imagesRoot(), name.name, hash.name)
+      const found = await inspectImage(dir)
+      if (!found) log.debug(`ignoring ${dir}: no valid image.json`)
+      else if (found.damage) log.warn(`ignoring the damaged image ${name.name} ${hash.name.slice(0, 12)}: ${found.damage}`)
+      else images.push(found.info)
     }
   }
   return images.sort((a, b) => (a.name === b.name ? b.builtAt.localeCompare(a.builtAt) : a.name.localeCompare(b.name)))

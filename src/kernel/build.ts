@@ -18,10 +18,12 @@
  */
 import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {stampFiles} from '../core/artifact.js'
 import {acquireLock, removeStaleTemps} from '../core/cache.js'
 import {notFound, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
-import {buildDir, kernelsDir} from '../core/paths.js'
+import {noSpaceError} from '../core/nospace.js'
+import {buildDir, cacheDir, kernelsDir} from '../core/paths.js'
 import {canAccess as exists} from '../core/which.js'
 import {configureKernel, loadFragments} from './configure.js'
 import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
@@ -61,6 +63,9 @@ export function hostArch(): string {
 // ------------------------------------------------------------------------------------------------
 // Build
 // ------------------------------------------------------------------------------------------------
+
+/** Where a kernel build writes (sources, make's O= tree, the entry): all in the cache. */
+const cacheDirs = () => [{dir: cacheDir(), envVar: 'PMEMLAB_CACHE_DIR'}]
 
 function hitResult(key: string, build: BuildJson): BuildResult {
   const dir = join(kernelsDir(), key)
@@ -142,6 +147,8 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
         timings: {fetchMs: prepared.fetchMs, extractMs, configureMs, buildMs, totalMs: Date.now() - started},
         createdAt: new Date().toISOString(),
         files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(request.debug ? {vmlinux: 'vmlinux'} : {})},
+        // Checked whenever the entry is used: a truncated bzImage is refused, never booted.
+        artifacts: await stampFiles(tempEntry, ['bzImage', '.config', 'System.map', ...(request.debug ? ['vmlinux'] : [])]),
       }
       await writeFile(join(tempEntry, 'build.json'), `${JSON.stringify(build, null, 2)}\n`)
       interrupt.check()
@@ -153,6 +160,9 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       if (!interrupt.signal && (await exists(join(tempEntry, 'build.log')))) {
         const failedLog = join(buildDir(), `failed-${key.slice(0, 16)}.log`)
         await rename(join(tempEntry, 'build.log'), failedLog).catch(() => undefined)
+        // make says "No space left on device" in its output only.
+        const noSpace = await noSpaceError(error, {doing: 'building a kernel', dirs: cacheDirs(), logFile: failedLog})
+        if (noSpace) throw noSpace
         if (error instanceof PmemlabError && error.message.startsWith('make ')) {
           throw new PmemlabError(error.message, error.exitCode, `the make output is in ${failedLog}`)
         }
@@ -166,7 +176,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
     }
   } catch (error) {
     if (interrupt.signal) throw interrupt.controller.signal.reason
-    throw error
+    throw (await noSpaceError(error, {doing: 'building a kernel', dirs: cacheDirs()})) ?? error
   } finally {
     interrupt.uninstall()
   }

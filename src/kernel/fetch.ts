@@ -227,11 +227,19 @@ export async function extractTarStream(input: Readable, dest: string, label: str
       if (reason) refused.push(`${path} (${reason})`)
       return reason === undefined
     },
-    onwarn: (code: string, message: string) => {
-      if (code !== 'TAR_ENTRY_INFO') log.debug(`tar: ${code}: ${message}`)
+    onwarn: (code: string, message: string, data: {code?: string}) => {
+      // An entry that could not be written (a full disk, EACCES...) is a tree with holes: stop at
+      // the first one rather than decompress the rest and mark an incomplete source as complete.
+      if (code === 'TAR_ENTRY_ERROR') extractor.abort(data instanceof Error ? data : Object.assign(new Error(message), {code: data.code}))
+      else if (code !== 'TAR_ENTRY_INFO') log.debug(`tar: ${code}: ${message}`)
     },
   })
-  await pipeline(input, extractor, {signal})
+  try {
+    await pipeline(input, extractor, {signal})
+  } catch (error) {
+    await discardPartial(dest)
+    throw error
+  }
   if (refused.length > 0) {
     throw new PmemlabError(
       `refusing ${label}: ${refused.length} unsafe entr${refused.length === 1 ? 'y' : 'ies'}: ${refused.slice(0, 3).join(', ')}${refused.length > 3 ? ', …' : ''}`,
@@ -239,6 +247,17 @@ export async function extractTarStream(input: Readable, dest: string, label: str
       'an archive with absolute paths, ".." or links out of the tree is not extracted',
     )
   }
+}
+
+/**
+ * Removes what a failed extraction wrote. Writes already under way when it stopped go on for a
+ * moment, and one of them creating a file while rm walks the tree fails rm: the tree is moved
+ * aside first, so that they (which name paths under dest) find nothing and stop.
+ */
+async function discardPartial(dest: string): Promise<void> {
+  const aside = `${dest}.discard-${process.pid}`
+  const moved = await rename(dest, aside).then(() => true, () => false)
+  await rm(moved ? aside : dest, {recursive: true, force: true, maxRetries: 10, retryDelay: 50})
 }
 
 /** Extracts a .tar.xz (through xz -dc), .tar.gz or .tar file into dest. */
@@ -256,7 +275,14 @@ export async function extractTarball(file: string, dest: string, signal?: AbortS
     const pass = new PassThrough()
     const extraction = extractTarStream(pass, dest, file, signal)
     const child = run(xz, ['-dc', '--', file], {stdin: 'ignore', stdout: ['pipe', pass], buffer: false, cancelSignal: signal})
-    await Promise.all([extraction, child])
+    try {
+      await Promise.all([extraction, child])
+    } catch (error) {
+      // A failed extraction stops reading: xz would wait on the full pipe until pmemlab exits.
+      child.kill('SIGKILL')
+      await child.catch(() => undefined)
+      throw error
+    }
   } else {
     // gzip or plain tar: the tar package handles both.
     await extractTarStream(createReadStream(file), dest, file, signal)

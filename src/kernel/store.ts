@@ -6,8 +6,9 @@
 import {readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {z} from 'zod'
+import {checkArtifact} from '../core/artifact.js'
 import {directorySize, pidOfTemp, removeStaleTemps} from '../core/cache.js'
-import {notFound, usageError} from '../core/errors.js'
+import {ExitCode, notFound, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {buildDir, downloadsDir, kernelsDir} from '../core/paths.js'
 import {processAlive} from '../core/process.js'
@@ -51,21 +52,39 @@ const buildJsonSchema = z
     timings: z.object({fetchMs: z.number(), extractMs: z.number(), configureMs: z.number(), buildMs: z.number(), totalMs: z.number()}),
     createdAt: z.string(),
     files: z.object({kernel: z.string(), config: z.string(), log: z.string(), systemMap: z.string().optional(), vmlinux: z.string().optional()}),
+    /** Size and sample digest of each file when it was built (core/artifact.ts); older entries have none. */
+    artifacts: z.record(z.object({bytes: z.number(), sample: z.string()})).optional(),
   })
   .passthrough()
 
 export type BuildJson = z.infer<typeof buildJsonSchema>
 
-/** An entry's build.json when the entry is complete (its kernel is there), else undefined. */
-export async function readEntry(dir: string): Promise<BuildJson | undefined> {
+/**
+ * An entry's build.json when the entry is complete (its kernel is there), with what is wrong
+ * with its files when they are no longer the ones built (truncated, grown, rewritten, missing).
+ * A stat and two 64 KiB reads per file: cheap enough for every boot.
+ */
+export async function inspectEntry(dir: string): Promise<{build: BuildJson; damage?: string} | undefined> {
+  let build: BuildJson
   try {
     const parsed = buildJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')))
     if (!parsed.success) return undefined
-    if (!(await exists(join(dir, parsed.data.files.kernel)))) return undefined
-    return parsed.data
+    build = parsed.data
   } catch {
     return undefined
   }
+  if (!(await exists(join(dir, build.files.kernel)))) return undefined
+  for (const [name, recorded] of Object.entries(build.artifacts ?? {})) {
+    const damage = await checkArtifact(join(dir, name), recorded)
+    if (damage) return {build, damage}
+  }
+  return {build}
+}
+
+/** An entry's build.json when the entry is complete and intact, else undefined (a build replaces it). */
+export async function readEntry(dir: string): Promise<BuildJson | undefined> {
+  const found = await inspectEntry(dir)
+  return found && !found.damage ? found.build : undefined
 }
 
 export interface KernelEntry {
@@ -74,17 +93,20 @@ export interface KernelEntry {
   kernel: string
   bytes: number
   build: BuildJson
+  /** What is wrong with the entry's files (see inspectEntry); such an entry is listed and removable, never booted. */
+  damage?: string
 }
 
-/** Every complete entry, newest first. */
+/** Every complete entry, newest first, damaged ones included (with their damage). */
 export async function listKernels(): Promise<KernelEntry[]> {
   const entries: KernelEntry[] = []
   for (const name of await readdir(kernelsDir()).catch(() => [] as string[])) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue
     const dir = join(kernelsDir(), name)
-    const build = await readEntry(dir)
-    if (!build || build.key !== name) continue
-    entries.push({key: name, dir, kernel: join(dir, build.files.kernel), bytes: await directorySize(dir), build})
+    const found = await inspectEntry(dir)
+    if (!found || found.build.key !== name) continue
+    const {build, damage} = found
+    entries.push({key: name, dir, kernel: join(dir, build.files.kernel), bytes: await directorySize(dir), build, ...(damage ? {damage} : {})})
   }
   return entries.sort((a, b) => b.build.createdAt.localeCompare(a.build.createdAt) || a.key.localeCompare(b.key))
 }
@@ -137,7 +159,14 @@ export async function resolveBuiltKernel(
 ): Promise<{spec: string; version: string; key: string; kernel: string; kernelArgs: string[]; buildJson: string} | undefined> {
   const entry = await findOne(spec)
   if (!entry) return undefined
+  if (entry.damage) throw damagedKernel(entry)
   return {spec, version: entry.build.kernelVersion, key: entry.key, kernel: entry.kernel, kernelArgs: [...KERNEL_ARGS], buildJson: join(entry.dir, 'build.json')}
+}
+
+/** The one line for a damaged entry: which file, what is wrong, and the fix. */
+export function damagedKernel(entry: KernelEntry): PmemlabError {
+  const key = entry.key.slice(0, 12)
+  return new PmemlabError(`built kernel ${key} is damaged: ${entry.damage ?? 'unknown damage'}`, ExitCode.notFound, `remove it with pmemlab kernel rm ${key}, then build it again`)
 }
 
 /** Removes the entry spec names (key prefix, version, latest). */
@@ -166,7 +195,10 @@ export async function pruneKernels(options: {keep?: number} = {}): Promise<Prune
   const keep = options.keep ?? 3
   if (!Number.isInteger(keep) || keep < 0) throw usageError(`--keep ${keep}: expected a whole number, 0 or more`)
   const result: PruneResult = {removed: [], removedPaths: [], freedBytes: 0}
-  for (const entry of (await listKernels()).slice(keep)) {
+  const entries = await listKernels()
+  // Damaged entries go first: none of them can boot, so none counts towards keep.
+  const doomed = [...entries.filter((e) => e.damage), ...entries.filter((e) => !e.damage).slice(keep)]
+  for (const entry of doomed) {
     await rm(entry.dir, {recursive: true, force: true})
     result.removed.push(entry)
     result.freedBytes += entry.bytes

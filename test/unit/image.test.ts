@@ -162,7 +162,7 @@ test('listImages reads complete entries only; resolveImage says how to build a m
       name: 'debian-12',
       hash: loaded.hash,
       path: '/elsewhere/rootfs.img',
-      sizeBytes: 1,
+      sizeBytes: 4096, // rootfs.img's size when built: an entry whose file has another size is damaged
       builtAt: '2025-01-01T00:00:00.000Z',
       recipe: loaded.path,
       packages: loaded.recipe.packages,
@@ -178,6 +178,19 @@ test('listImages reads complete entries only; resolveImage says how to build a m
     assert.equal(images[0].sizeBytes, 4096)
     assert.deepEqual(await resolveImage('debian-12'), images[0])
     assert.deepEqual(await buildImage('debian-12'), images[0]) // cached: no mmdebstrap run
+
+    // A rootfs.img cut short is no longer an image: not listed, and named when asked for.
+    writeFileSync(join(entry, 'rootfs.img'), Buffer.alloc(1024))
+    assert.deepEqual(await listImages(), [])
+    await assert.rejects(resolveImage('debian-12'), (error: unknown) => {
+      assert.ok(error instanceof PmemlabError)
+      assert.equal(error.exitCode, 4)
+      assert.equal(
+        error.oneLine(),
+        `image "debian-12" is damaged: ${join(entry, 'rootfs.img')} is truncated (1024 of the 4096 bytes it had when built): run: pmemlab image build debian-12`,
+      )
+      return true
+    })
   })
 })
 

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../cli/command.js'
-import {listKernels, type SourceRecord} from '../../kernel/store.js'
+import {damagedKernel, listKernels, type SourceRecord} from '../../kernel/store.js'
+import {log} from '../../core/log.js'
 import {humanSize} from '../../core/size.js'
 import {renderTable} from '../../core/table.js'
 
@@ -23,8 +24,9 @@ export default class KernelLs extends PmemlabCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(KernelLs)
     const entries = await listKernels()
+    for (const entry of entries.filter((e) => e.damage)) log.warn(damagedKernel(entry).oneLine())
     if (flags.json) {
-      this.printJson(entries.map((e) => ({...e.build, dir: e.dir, kernel: e.kernel, bytes: e.bytes})))
+      this.printJson(entries.map((e) => ({...e.build, dir: e.dir, kernel: e.kernel, bytes: e.bytes, ...(e.damage ? {damage: e.damage} : {})})))
       return
     }
     if (entries.length === 0) return
