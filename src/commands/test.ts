@@ -55,7 +55,10 @@ Progress goes to stderr, a summary to stdout (one JSON document with --json). Ex
     if (flags.tap) await writeFile(flags.tap, toTap(report))
     if (flags.json) this.printJson(reportJson(report))
     else process.stdout.write(renderSummary(report))
-    if (report.error) log.error(report.error)
+    if (report.error) {
+      log.error(report.error)
+      for (const line of report.errorDetails ?? []) process.stderr.write(`  | ${line}\n`)
+    }
     process.exitCode = report.exitCode
   }
 }

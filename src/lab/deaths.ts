@@ -3,7 +3,7 @@ import {join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
 import {notFound, PmemlabError} from '../core/errors.js'
 import {stateDir} from '../core/paths.js'
-import {processAlive, waitForExit} from '../core/process.js'
+import {processAlive, sleep, waitForExit} from '../core/process.js'
 import {ReplyTimeout} from './monitor.js'
 import {explainEnd, type EndFacts, type GuestEnd} from './postmortem.js'
 import {checkVmName} from './request.js'
@@ -29,6 +29,18 @@ export interface DeathRecord extends GuestEnd {
 export interface QemuExit {
   code: number | null
   signal: string | null
+}
+
+/** How a watched QEMU child ended: undefined until node has seen its exit. */
+export type ExitWatch = () => QemuExit | undefined
+
+/**
+ * The exit of a watched child, once node has seen it: /proc shows a zombie before node's exit
+ * event runs, and the signal (a kill, not a crash) is only known from that event.
+ */
+export async function settledExit(exitOf: ExitWatch | undefined): Promise<QemuExit | undefined> {
+  for (let waited = 0; exitOf && exitOf() === undefined && waited < 1000; waited += 20) await sleep(20)
+  return exitOf?.()
 }
 
 const KEEP_AT_MOST = 20
@@ -153,8 +165,8 @@ export async function runningRecord(name: string): Promise<VmRecord> {
  * as after a panic), the VM died, and the error says how. Otherwise undefined: the failure was
  * the exchange's own.
  */
-export async function deathOf(record: VmRecord, exitOf: () => QemuExit | undefined, error: unknown): Promise<PmemlabError | undefined> {
-  if (await waitForExit(record.pid, 3000, record.sockets.qmp)) return deathError(await keepDeadVm(record, {phase: 'run', exit: exitOf()}))
+export async function deathOf(record: VmRecord, exitOf: ExitWatch | undefined, error: unknown): Promise<PmemlabError | undefined> {
+  if (await waitForExit(record.pid, 3000, record.sockets.qmp)) return deathError(await keepDeadVm(record, {phase: 'run', exit: await settledExit(exitOf)}))
   if (!(error instanceof ReplyTimeout)) return undefined
   // QEMU runs but the guest no longer answers: a hung kernel, named with the console's tail.
   const death = await keepDeadVm(record, {phase: 'run', hungAfterMs: error.waitedMs})

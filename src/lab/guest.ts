@@ -101,7 +101,7 @@ export async function execInVm(name: string, argv: string[], timeoutMs?: number)
     return await execStreaming(agent, argv, {stdout: process.stdout, stderr: process.stderr, timeoutMs})
   } catch (error) {
     if (error instanceof PmemlabError) throw error
-    throw (await deathOf(record, () => undefined, error)) ?? error
+    throw (await deathOf(record, undefined, error)) ?? error
   } finally {
     agent.close()
   }

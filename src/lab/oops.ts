@@ -116,8 +116,15 @@ export function consoleExcerpt(text: string, maxLines = 60): string[] {
       break
     }
   }
-  const excerpt = lines.slice(start, end)
-  while (excerpt.length > 0 && excerpt.at(-1) === '') excerpt.pop()
-  if (excerpt.length <= maxLines) return excerpt
-  return [...excerpt.slice(0, maxLines - 1), `[... ${excerpt.length - maxLines + 1} more lines in the console log]`]
+  while (end > start && lines[end - 1] === '') end--
+  if (end - start <= maxLines) return lines.slice(start, end)
+  // Too long: the first report's opening and the last report (the panic that ended the guest),
+  // with the gap between them named.
+  const lastStart = last.line - 1
+  const tailLines = Math.min(end - lastStart, Math.floor(maxLines / 2))
+  const headLines = Math.max(1, Math.min(lastStart - start, maxLines - tailLines - 1))
+  const gap = end - start - headLines - tailLines
+  const head = lines.slice(start, start + headLines)
+  if (lastStart <= start + headLines) return [...lines.slice(start, start + maxLines - 1), `[... ${end - start - maxLines + 1} more lines in the console log]`]
+  return [...head, `[... ${gap} lines between]`, ...lines.slice(lastStart, lastStart + tailLines)]
 }

@@ -15,7 +15,7 @@ import {GuestAgent, Qmp} from './monitor.js'
 import {processAlive, signalProcess, sleep, waitForExit} from '../core/process.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from '../core/size.js'
-import {deathOf, keepDeadVm, markStopping, reapStale, type QemuExit} from './deaths.js'
+import {deathOf, keepDeadVm, markStopping, reapStale, settledExit, type ExitWatch, type QemuExit} from './deaths.js'
 import {claimVmDir, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
 import {checkHostFit, probeHostCapacity} from './hostfit.js'
 import {planTopology, type Layout} from './topology.js'
@@ -230,10 +230,11 @@ async function createSparse(file: string, size: number): Promise<void> {
   }
 }
 
-/** Watches a QEMU child for its exit; undefined until it has exited. */
-export function watchExit(child: ChildProcess | undefined): () => QemuExit | undefined {
+/** Watches a foreground QEMU child for its exit; a detached QEMU (no child) is not watched. */
+export function watchExit(child: ChildProcess | undefined): ExitWatch | undefined {
+  if (!child) return undefined
   let exit: QemuExit | undefined
-  child?.once('exit', (code, signal) => (exit = {code, signal}))
+  child.once('exit', (code, signal) => (exit = {code, signal}))
   return () => exit
 }
 
@@ -242,10 +243,10 @@ export function watchExit(child: ChildProcess | undefined): () => QemuExit | und
  * hung guest never hangs pmemlab; either way the failure names what happened (a panic, QEMU's own
  * error, a silent hang) with the console excerpt, and the logs are kept.
  */
-export async function waitForAgent(record: VmRecord, timeoutMs: number, exitOf: () => QemuExit | undefined = () => undefined): Promise<GuestAgent> {
+export async function waitForAgent(record: VmRecord, timeoutMs: number, exitOf?: ExitWatch): Promise<GuestAgent> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (!(await processAlive(record.pid))) throw await bootFailure(record, {phase: 'boot', exit: exitOf()})
+    if (!(await processAlive(record.pid))) throw await bootFailure(record, {phase: 'boot', exit: await settledExit(exitOf)})
     if (Date.now() > deadline) throw await bootFailure(record, {phase: 'boot', hungAfterMs: timeoutMs})
     try {
       return await GuestAgent.connect(record.sockets.qga, Math.min(2000, Math.max(200, deadline - Date.now())))
@@ -314,7 +315,7 @@ export class LabSession {
   private constructor(
     readonly record: VmRecord,
     readonly agent: GuestAgent,
-    private readonly exitOf: () => QemuExit | undefined,
+    private readonly exitOf: ExitWatch | undefined,
   ) {}
 
   /** Boots; detached VMs are started outside pmemlab's process group so they can outlive it. */

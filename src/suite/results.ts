@@ -84,8 +84,10 @@ export interface RunReport {
   }
   suites: SuiteResult[]
   findings: ConsoleFinding[]
-  /** Set when the lab could not start (exit code 6). */
+  /** Set when the lab could not start (exit code 6) or died under the run (7: the guest, 8: QEMU). */
   error?: string
+  /** The console excerpt that goes with error (a panic's report, the console's tail). */
+  errorDetails?: string[]
   /** Set when --keep left the VM running. */
   kept?: {name: string; file?: string}
 }

@@ -19,6 +19,9 @@ import {loadUserSuite, userSuite} from './usersuite.js'
 
 export type {TestRunOptions} from './testrun.js'
 
+/** How a lab can end a run early: it could not start, the guest died, or QEMU did. */
+const LAB_ENDS = new Set<number>([ExitCode.bootFailed, ExitCode.guestDied, ExitCode.qemuDied])
+
 /** Runs `pmemlab test`. User suites are loaded and checked first: bad input fails before anything boots. */
 export async function runTests(options: TestRunOptions): Promise<RunReport> {
   const userSuites: UserSuite[] = []
@@ -45,7 +48,7 @@ async function execute(testRun: TestRun): Promise<RunReport> {
     try {
       await testRun.boot(testRun.name)
     } catch (bootError) {
-      if (!(bootError instanceof PmemlabError) || bootError.exitCode !== ExitCode.bootFailed) throw bootError
+      if (!(bootError instanceof PmemlabError) || !LAB_ENDS.has(bootError.exitCode)) throw bootError
       error = bootError
       // CI reads the JUnit and TAP files: they must fail too.
       const suite = [...testRun.suites.keys()][0]
@@ -58,6 +61,7 @@ async function execute(testRun: TestRun): Promise<RunReport> {
       if (testRun.powerLoss) await powerLossCase(testRun, devices)
     }
     kept = await testRun.finish()
+    error ??= testRun.death
   } finally {
     if (testRun.session && !kept) await testRun.session.stop(testRun.lost ? 5000 : 20_000).catch(() => undefined)
     if (testRun.ownedDir && !kept) await rm(testRun.ownedDir, {recursive: true, force: true})
@@ -78,10 +82,10 @@ async function execute(testRun: TestRun): Promise<RunReport> {
     },
     suites: [...testRun.suites.values()],
     findings: testRun.findings,
-    ...(error ? {error: error.oneLine()} : {}),
+    ...(error ? {error: error.oneLine(), errorDetails: [...error.details]} : {}),
     ...(kept ? {kept} : {}),
   }
   report.ok = !runFailed(report)
-  report.exitCode = error ? ExitCode.bootFailed : report.ok ? ExitCode.ok : ExitCode.failure
+  report.exitCode = error ? error.exitCode : report.ok ? ExitCode.ok : ExitCode.failure
   return report
 }

@@ -11,7 +11,7 @@ import {randomBytes} from 'node:crypto'
 import {join} from 'node:path'
 import {Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
-import {PmemlabError} from '../core/errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {processAlive} from '../core/process.js'
 import {humanSize} from '../core/size.js'
@@ -100,6 +100,8 @@ export class TestRun {
   current = 'boot'
   /** Why the guest cannot be used any more. */
   lost?: string
+  /** The VM's death, named by the lab (panic, QEMU killed...): it decides the run's exit code. */
+  death?: PmemlabError
   private lostNoted = false
   ownedDir?: string
   topology: TopologyFlags
@@ -176,6 +178,13 @@ export class TestRun {
     return why
   }
 
+  /** The lab named the VM's death: the run ends with it (exit code, excerpt); later steps do not run. */
+  dies(death: PmemlabError): string {
+    this.death ??= death
+    this.lost ??= death.message
+    return this.lost
+  }
+
   async finish(): Promise<RunReport['kept']> {
     await this.closeWatcher()
     const failed = runFailed({suites: [...this.suites.values()], findings: this.findings})
@@ -226,6 +235,7 @@ export class TestRun {
       result.timedOut = (result.exitCode === 124 || result.exitCode === 137) && Date.now() - started >= options.timeoutSec * 1000 - 500
     } catch (error) {
       if (this.lost) result.lost = this.lost
+      else if (isDeath(error)) result.lost = this.dies(error)
       else if (!(await this.alive())) result.lost = await this.loseGuest(`while running ${argv[0]}`)
       else if (error instanceof PmemlabError && /timed out/.test(error.message)) result.timedOut = true
       else if (/timed out|connection closed|ECONNRESET|EPIPE/.test((error as Error).message)) result.lost = await this.loseGuest(`while running ${argv[0]}`)
@@ -302,6 +312,10 @@ export class TestRun {
     for (const step of steps) this.record({suite, group, name: step, status: 'skip', durationMs: 0, message: why})
   }
 }
+
+/** A death the lab explained: the guest died (7) or QEMU did (8). */
+export const isDeath = (error: unknown): error is PmemlabError =>
+  error instanceof PmemlabError && (error.exitCode === ExitCode.guestDied || error.exitCode === ExitCode.qemuDied)
 
 export function statusOf(a: TapAssert): TestStatus {
   if (a.directive?.kind === 'skip') return 'skip'

@@ -217,9 +217,22 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
     await writeFile(join(dir, '2-crash.sh'), '#!/bin/sh\necho 1 >/proc/sys/kernel/sysrq\necho c >/proc/sysrq-trigger\n')
     await writeFile(join(dir, '3-after.sh'), '#!/bin/sh\necho never runs\n')
     for (const file of await readdir(dir)) await chmod(join(dir, file), 0o755)
-    const run = await lab.pmemlab(['test', '--kernel', 'distro', '--suite', dir, '--fs', 'ext4', '--json'])
-    assert.equal(run.exitCode, 1, tail(run.stderr))
+    const junitFile = join(scratch, 'crash.xml')
+    const run = await lab.pmemlab(['test', '--kernel', 'distro', '--suite', dir, '--fs', 'ext4', '--json', '--junit', junitFile])
+    // The guest died: the documented code of a guest death, the one-line reason, the excerpt, the kept log.
+    assert.equal(run.exitCode, 7, tail(run.stderr))
+    // (The WARNING was announced live as an error line of its own; the run's end names the death.)
+    const reason = run.stderr.split('\n').find((l) => l.startsWith('pmemlab: error: VM '))
+    assert.match(reason ?? '', /^pmemlab: error: VM "test-\w+" died: the guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash \(after warning: WARNING: CPU: 0 PID: 1 at drivers\/nvdimm\/pmemlab-e2e\.c:42 [^)]*\): console log kept in (\S+)$/)
+    const keptLog = /console log kept in (\S+)$/.exec(reason!)![1]
+    assert.ok(keptLog.startsWith(lab.stateDir), keptLog)
+    assert.match(await readFile(keptLog, 'utf8'), /Kernel panic - not syncing: sysrq triggered crash/)
+    assert.ok(run.stderr.split('\n').some((l) => l.startsWith('  | ') && l.includes('sysrq_handle_crash')), 'the excerpt follows the reason')
+    const crashCase = junitCases(await readFile(junitFile, 'utf8')).find((c) => c.name === '2-crash.sh')
+    assert.equal(crashCase?.outcome, 'error')
+    assert.match(crashCase?.message ?? '', /died: the guest kernel panicked/)
     const report = JSON.parse(run.stdout) as JsonReport
+    assert.equal(report.exitCode, 7)
     assert.deepEqual(
       tests(report, 'crash-suite').map((t) => [t.name, t.status]),
       [
@@ -228,7 +241,7 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
         ['3-after.sh', 'error'],
       ],
     )
-    assert.match(tests(report, 'crash-suite')[1].message ?? '', /the VM died .*Kernel panic - not syncing: sysrq triggered crash/)
+    assert.match(tests(report, 'crash-suite')[1].message ?? '', /VM "test-\w+" died: the guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash/)
     // (A hung-task or RCU-stall notice on a busy host would not fail the run: leave those out.)
     const findings = report.findings.filter((f) => f.fails)
     assert.deepEqual(
@@ -244,9 +257,42 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
     assert.match(run.stderr, /\| .*Call Trace:|\| .*CPU: \d+ PID: \d+/)
     // And in the summary table of a run without --json.
     const again = await lab.pmemlab(['test', '--kernel', 'distro', '--suite', dir, '--fs', 'ext4', '--filter', 'crash-suite/*/2-crash.sh'])
-    assert.equal(again.exitCode, 1)
+    assert.equal(again.exitCode, 7)
     assert.match(again.stdout, /^KERNEL {2}panic in test-\w+, during crash-suite\/ext4\/2-crash.sh: Kernel panic - not syncing: sysrq triggered crash$/m)
     assert.match(again.stdout, /^FAILED: /m)
+    assert.deepEqual(await lab.qemuProcesses(), [])
+    assert.deepEqual(await lab.vmDirs(), [])
+  })
+
+  test('QEMU killed in the middle of a run ends it at once as an error naming it, in the JUnit too', async () => {
+    const dir = join(scratch, 'killed-suite')
+    await mkdir(dir)
+    await writeFile(join(dir, '1-long.sh'), '#!/bin/sh\nsleep 900\n')
+    await writeFile(join(dir, '2-after.sh'), '#!/bin/sh\necho never runs\n')
+    for (const file of await readdir(dir)) await chmod(join(dir, file), 0o755)
+    const junitFile = join(scratch, 'killed.xml')
+    // Per-test timeout past this test's own: the run can only end in time by noticing QEMU's death.
+    const child = lab.start(['test', '--kernel', 'distro', '--suite', dir, '--fs', 'ext4', '--timeout', '1200', '--junit', junitFile])
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    for (let waited = 0; !stderr.includes('killed-suite ext4: 1-long.sh'); waited += 200) {
+      assert.ok(waited < 300_000, `the long test never started: ${tail(stderr)}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    const [qemu] = await lab.qemuProcesses()
+    process.kill(Number(qemu.split(' ')[0]), 'SIGKILL')
+    const run = await child
+    assert.equal(run.exitCode, 8, tail(stderr))
+    assert.match(stderr, /^pmemlab: error: VM "test-\w+" died: QEMU was killed by SIGKILL: console log kept in \S+$/m)
+    const cases = junitCases(await readFile(junitFile, 'utf8'))
+    assert.deepEqual(
+      cases.filter((c) => c.classname.startsWith('killed-suite')).map((c) => [c.name, c.outcome]),
+      [
+        ['1-long.sh', 'error'],
+        ['2-after.sh', 'error'],
+      ],
+    )
+    assert.match(cases.find((c) => c.name === '1-long.sh')?.message ?? '', /died: QEMU was killed by SIGKILL/)
     assert.deepEqual(await lab.qemuProcesses(), [])
     assert.deepEqual(await lab.vmDirs(), [])
   })

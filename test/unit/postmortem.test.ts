@@ -116,4 +116,14 @@ describe('the console excerpt', () => {
     assert.equal(excerpt[0], SYSRQ_PANIC[1])
     assert.match(excerpt[9], /^\[\.\.\. \d+ more lines in the console log\]$/)
   })
+
+  test('keeps the first report and the panic that ended the guest when the span is too long', () => {
+    const filler = Array.from({length: 100}, (_, i) => `[   11.${i}] test output ${i}`)
+    const excerpt = consoleExcerpt([...BOOT, ...WARNING, ...filler, ...SYSRQ_PANIC].join('\n'), 60)
+    assert.ok(excerpt.length <= 60, `${excerpt.length} lines`)
+    assert.equal(excerpt[0], WARNING[0])
+    assert.ok(excerpt.some((l) => /^\[\.\.\. \d+ lines between\]$/.test(l)), excerpt.join('\n'))
+    assert.ok(excerpt.includes(SYSRQ_PANIC[1]), 'the panic line is kept')
+    assert.ok(excerpt.includes('[    3.934500]  panic+0x118/0x2f4'), 'with its call trace')
+  })
 })
