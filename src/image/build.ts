@@ -31,84 +31,14 @@ import type {Recipe, RecipeBuild} from './recipe.js'
 import {log, shellQuote} from '../core/log.js'
 import {requireProgram} from '../core/which.js'
 import {explainUnprivilegedFailure, requireUnprivilegedBuild} from './unprivileged.js'
+import {hostDebianMirror} from '../core/debian.js'
 
 // ---------------------------------------------------------------------------------------------
 // Debian mirror
 
-export interface AptSource {
-  types: string[]
-  uris: string[]
-  suites: string[]
-}
-
-/** Parses deb822 .sources files and one-line sources.list files. */
-export function parseAptSources(deb822Texts: string[], listTexts: string[]): AptSource[] {
-  const sources: AptSource[] = []
-  for (const text of deb822Texts) {
-    for (const stanza of text.split(/\n\s*\n/)) {
-      const fields = new Map<string, string>()
-      let last: string | undefined
-      for (const line of stanza.split('\n')) {
-        if (line.startsWith('#')) continue
-        const field = /^([A-Za-z][\w-]*):\s*(.*)$/.exec(line)
-        if (field) {
-          last = field[1].toLowerCase()
-          fields.set(last, field[2].trim())
-        } else if (/^\s+\S/.test(line) && last) {
-          fields.set(last, `${fields.get(last)} ${line.trim()}`)
-        }
-      }
-      if (fields.get('enabled')?.toLowerCase() === 'no') continue
-      const words = (key: string) => (fields.get(key) ?? '').split(/\s+/).filter(Boolean)
-      if (fields.has('uris')) sources.push({types: words('types'), uris: words('uris'), suites: words('suites')})
-    }
-  }
-  for (const text of listTexts) {
-    for (const raw of text.split('\n')) {
-      const line = raw.replace(/#.*/, '').trim()
-      // deb [options] URI SUITE COMPONENTS...
-      const match = /^(deb|deb-src)\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line)
-      if (match) sources.push({types: [match[1]], uris: [match[2]], suites: [match[3]]})
-    }
-  }
-  return sources
-}
-
-/** The host's Debian mirror for SUITE: an http(s) "deb" source that is not the security archive. */
-export function pickDebianMirror(sources: AptSource[], suite: string): string | undefined {
-  const candidates = sources.filter((source) => source.types.includes('deb'))
-  const usable = (uri: string) => /^https?:\/\//.test(uri) && !/security/.test(uri)
-  for (const source of candidates) {
-    if (source.suites.includes(suite)) {
-      const uri = source.uris.find(usable)
-      if (uri) return uri
-    }
-  }
-  for (const source of candidates) {
-    const uri = source.uris.find(usable)
-    if (uri) return uri
-  }
-  return undefined
-}
-
 /** recipe.mirror, else $PMEMLAB_DEBIAN_MIRROR, else the host's mirror on a Debian host, else deb.debian.org. */
 export async function debianMirror(recipe: Recipe): Promise<string> {
-  if (recipe.mirror) return recipe.mirror
-  if (process.env.PMEMLAB_DEBIAN_MIRROR) return process.env.PMEMLAB_DEBIAN_MIRROR
-  const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '')
-  if (/^ID="?debian"?$/m.test(osRelease)) {
-    const dir = '/etc/apt/sources.list.d'
-    const names = await readdir(dir).catch(() => [] as string[])
-    const read = (path: string) => readFile(path, 'utf8').catch(() => '')
-    const deb822 = await Promise.all(names.filter((n) => n.endsWith('.sources')).map((n) => read(join(dir, n))))
-    const lists = await Promise.all([
-      read('/etc/apt/sources.list'),
-      ...names.filter((n) => n.endsWith('.list')).map((n) => read(join(dir, n))),
-    ])
-    const mirror = pickDebianMirror(parseAptSources(deb822, lists), recipe.suite)
-    if (mirror) return mirror
-  }
-  return 'http://deb.debian.org/debian'
+  return recipe.mirror ?? (await hostDebianMirror(recipe.suite))
 }
 
 // ---------------------------------------------------------------------------------------------

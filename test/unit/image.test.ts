@@ -7,7 +7,8 @@ import {PmemlabError} from '../../src/core/errors.js'
 import {resolveImage} from '../../src/image/resolve.js'
 import {imageHash, listImages, listRecipes, loadRecipe} from '../../src/image/store.js'
 import {recipeSchema} from '../../src/image/recipe.js'
-import {buildImage, buildScript, parseAptSources, pathInRoot, pickDebianMirror} from '../../src/image/build.js'
+import {buildImage, buildScript, pathInRoot} from '../../src/image/build.js'
+import {parseAptSources, pickDebianMirror} from '../../src/core/debian.js'
 import {packageRoot} from '../../src/core/paths.js'
 
 /** Runs body with PMEMLAB_CACHE_DIR pointing at a fresh directory. */
