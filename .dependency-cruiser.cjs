@@ -1,5 +1,5 @@
 // The layering of src/, checked by dependency-cruiser in `npm test` (test/unit/layout.test.ts).
-// Data flows one way: commands -> cli -> suite -> lab -> kernel, image -> core. A folder may import
+// Data flows one way: commands -> cli -> matrix -> suite -> lab -> kernel, image -> core. A folder may import
 // from the folders below it, never from one above it or beside it at its own level, and nothing
 // may form a cycle (type-only imports included: they couple modules just the same).
 const LAYERS = {
@@ -8,8 +8,9 @@ const LAYERS = {
   image: ['core'],
   lab: ['kernel', 'image', 'core'],
   suite: ['lab', 'kernel', 'image', 'core'],
-  cli: ['suite', 'lab', 'kernel', 'image', 'core'],
-  commands: ['cli', 'suite', 'lab', 'kernel', 'image', 'core'],
+  matrix: ['suite', 'lab', 'kernel', 'image', 'core'],
+  cli: ['matrix', 'suite', 'lab', 'kernel', 'image', 'core'],
+  commands: ['cli', 'matrix', 'suite', 'lab', 'kernel', 'image', 'core'],
 }
 
 const folders = Object.keys(LAYERS)
