@@ -25,7 +25,7 @@ import {log} from '../core/log.js'
 import {noSpaceError} from '../core/nospace.js'
 import {buildDir, cacheDir, kernelsDir} from '../core/paths.js'
 import {canAccess as exists} from '../core/which.js'
-import {configureKernel, loadFragments} from './configure.js'
+import {configureKernel, fragmentsForSource, loadFragments} from './configure.js'
 import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
 import {computeKey, makefileVersion, type KernelBase} from './key.js'
@@ -83,14 +83,17 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
   const interrupt = new Interrupt()
   interrupt.install()
   try {
-    const fragments = await loadFragments(request)
+    const loaded = await loadFragments(request)
     const [prepared, tools] = await Promise.all([prepareSource(request.source, interrupt.aborted), toolchain()])
+    // Options scoped to other kernel versions leave the set here, so the key never sees a range.
+    const {extractMs: versionExtractMs, ...fragments} = await fragmentsForSource(loaded, prepared, interrupt)
     const key = computeKey({source: prepared.keySource, base, fragment: fragments.text, compiler: tools.compiler, arch})
     const entryDir = join(kernelsDir(), key)
     const cached = await readEntry(entryDir)
     if (cached) {
       log.info(`cache hit: ${key.slice(0, 12)} (linux ${cached.kernelVersion}, built ${cached.createdAt})`)
-      return hitResult(key, cached)
+      // Same options, maybe other ranges around them: report what this request leaves out.
+      return hitResult(key, {...cached, notInThisVersion: fragments.notInThisVersion})
     }
 
     await mkdir(kernelsDir(), {recursive: true})
@@ -101,7 +104,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       const again = await readEntry(entryDir)
       if (again) {
         log.info(`cache hit: ${key.slice(0, 12)} (built meanwhile by another pmemlab)`)
-        return hitResult(key, again)
+        return hitResult(key, {...again, notInThisVersion: fragments.notInThisVersion})
       }
       await removeStaleTemps(kernelsDir(), new RegExp(`^\\.tmp-${key}-\\d+$`))
       await removeStaleTemps(buildDir(), new RegExp(`^out-${key.slice(0, 16)}-\\d+$`))
@@ -138,13 +141,14 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
         fragments: fragments.records,
         sets: request.sets ?? [],
         requested: Object.fromEntries([...fragments.merged.options].map(([symbol, option]) => [`CONFIG_${symbol}`, option.value])),
+        notInThisVersion: fragments.notInThisVersion,
         compiler: tools.compiler,
         ccache: tools.ccache,
         arch,
         jobs,
         modules,
         objects,
-        timings: {fetchMs: prepared.fetchMs, extractMs, configureMs, buildMs, totalMs: Date.now() - started},
+        timings: {fetchMs: prepared.fetchMs, extractMs: versionExtractMs + extractMs, configureMs, buildMs, totalMs: Date.now() - started},
         createdAt: new Date().toISOString(),
         files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(request.debug ? {vmlinux: 'vmlinux'} : {})},
         // Checked whenever the entry is used: a truncated bzImage is refused, never booted.

@@ -2,7 +2,9 @@
  * The configure stage of a kernel build: the base (tinyconfig or defconfig), the checked-in
  * kernel-configs/ fragments merged with the user's --config files and --set options, make
  * olddefconfig, then the proof that every requested option survived: a dropped one is reported
- * with the dependency it lacks, and the build stops before anything is compiled.
+ * with the dependency it lacks, and the build stops before anything is compiled. An option scoped
+ * to other kernel versions (`# pmemlab-when: linux < 5.19`) is left out and reported as "not in
+ * this version"; it never reaches the .config, the check or the cache key.
  */
 import {readFile, writeFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
@@ -10,11 +12,12 @@ import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {packageRoot} from '../core/paths.js'
 import {explainDrop} from './kconfig/explain.js'
-import {applyFragment, mergeFragments, origin, parseDotConfig, parseSet, renderAssignment, renderFragment, type FragmentInput} from './kconfig/merge.js'
+import {applyFragment, mergeFragments, origin, parseDotConfig, parseFragment, parseSet, renderAssignment, renderFragment, type FragmentInput, type MergeResult} from './kconfig/merge.js'
 import {verifyConfig} from './kconfig/verify.js'
-import {sha256, type KernelBase} from './key.js'
-import {runMake, type MakeContext} from './make.js'
-import {readKconfigTree} from './source.js'
+import {makefileVersion, sha256, type KernelBase} from './key.js'
+import {runMake, type Interrupt, type MakeContext} from './make.js'
+import {readKconfigTree, sourceDir, type PreparedSource} from './source.js'
+import {listKernels} from './store.js'
 
 export const fragmentsDir = () => join(packageRoot, 'kernel-configs')
 
@@ -25,15 +28,36 @@ export interface FragmentRecord {
   user: boolean
 }
 
+/** The fragments, read and checked (every line, every `# pmemlab-when:` range), not yet merged. */
 export interface LoadedFragments {
   records: FragmentRecord[]
   inputs: FragmentInput[]
-  merged: ReturnType<typeof mergeFragments>
-  /** The merged fragment, sorted: what goes into .config and into the key. */
-  text: string
 }
 
-/** The checked-in fragments (qemu-base, pmem, debug when asked), then --config files, then --set. */
+/** An option left out of this build by its range, as build.json and --json report it. */
+export interface NotInThisVersion {
+  option: string
+  value: string
+  /** The range it is requested for: "linux < 5.19". */
+  when: string
+  /** Where: "kernel-configs/pmem.config:33". */
+  from: string
+}
+
+/** The fragments merged for one kernel version. */
+export interface VersionedFragments extends LoadedFragments {
+  kernelVersion: string
+  merged: MergeResult
+  /** The merged fragment, sorted: what goes into .config and into the key. */
+  text: string
+  notInThisVersion: NotInThisVersion[]
+}
+
+/**
+ * The checked-in fragments (qemu-base, pmem, debug when asked), then --config files, then --set.
+ * Every line is checked here, before anything is fetched or built: a malformed line or range
+ * is a usage error naming the file and line.
+ */
 export async function loadFragments(request: {configs?: string[]; sets?: string[]; debug?: boolean}): Promise<LoadedFragments> {
   const records: FragmentRecord[] = []
   const inputs: FragmentInput[] = []
@@ -62,17 +86,55 @@ export async function loadFragments(request: {configs?: string[]; sets?: string[
     })
     inputs.push({name: '--set', text: text.join('\n'), user: true})
   }
-  const merged = mergeFragments(inputs)
+  for (const input of inputs) parseFragment(input.text, input.name)
+  return {records, inputs}
+}
+
+/** The fragments merged for one kernel version, with the overrides and the options not in this version logged. */
+export function fragmentsForVersion(loaded: LoadedFragments, kernelVersion: string): VersionedFragments {
+  const merged = mergeFragments(loaded.inputs, kernelVersion)
   for (const override of merged.overrides) {
     const to = override.to.file === '--set' ? origin(override.to) : `CONFIG_${override.symbol}=${override.to.value} in ${origin(override.to)}`
     log.info(`${to} overrides CONFIG_${override.symbol}=${override.from.value} from ${origin(override.from)}`)
   }
-  return {records, inputs, merged, text: renderFragment(merged.options)}
+  const notInThisVersion = merged.notInVersion.map((option) => ({
+    option: `CONFIG_${option.symbol}`,
+    value: option.value,
+    when: `linux ${option.range.text}`,
+    from: origin(option),
+  }))
+  for (const option of notInThisVersion) {
+    log.info(`${option.option}=${option.value}: not in this version (linux ${kernelVersion}; ${option.from} asks for it in ${option.when})`)
+  }
+  return {...loaded, kernelVersion, merged, text: renderFragment(merged.options), notInThisVersion}
+}
+
+/**
+ * The fragments as they apply to the source's kernel version. The version is wanted before the
+ * cache key (the key holds the options that apply, not their ranges), so it is read without
+ * extracting when it can be: from a tree built in place, or from a built entry of the same
+ * source. A source that has no entry cannot be a cache hit: it is extracted now instead of later.
+ */
+export async function fragmentsForSource(loaded: LoadedFragments, prepared: PreparedSource, interrupt?: Interrupt): Promise<VersionedFragments & {extractMs: number}> {
+  const key = prepared.keySource
+  const sameSource = (record: object) => {
+    const fields = record as {sha256?: string; commit?: string; dirty?: string | null}
+    if (key.tarball) return fields.sha256 === key.tarball
+    return key.commit !== undefined && key.commit !== null && fields.commit === key.commit && (fields.dirty ?? null) === (key.dirty ?? null)
+  }
+  let kernelVersion = prepared.srcDir ? undefined : (await listKernels()).find((entry) => sameSource(entry.build.source))?.build.kernelVersion
+  let extractMs = 0
+  if (kernelVersion === undefined) {
+    const extracted = await sourceDir(prepared, interrupt)
+    extractMs = extracted.extractMs
+    kernelVersion = makefileVersion(await readFile(join(extracted.dir, 'Makefile'), 'utf8'))
+  }
+  return {...fragmentsForVersion(loaded, kernelVersion), extractMs}
 }
 
 export interface ConfigureRequest {
   base: KernelBase
-  fragments: LoadedFragments
+  fragments: VersionedFragments
   /** The --set options, counted in the log line. */
   sets?: string[]
   kernelVersion: string
@@ -85,6 +147,9 @@ export interface ConfigureRequest {
 export async function configureKernel(request: ConfigureRequest, make: MakeContext): Promise<{configPath: string; finalConfig: string}> {
   const {base, fragments, kernelVersion, srcDir} = request
   const {makeBase, logFile, pidFile, interrupt} = make
+  if (fragments.kernelVersion !== kernelVersion) {
+    throw new PmemlabError(`internal error: the fragments were merged for linux ${fragments.kernelVersion}, the source is linux ${kernelVersion}`, ExitCode.failure)
+  }
   log.info(`configuring linux ${kernelVersion}: ${base} + ${fragments.records.map((r) => r.name.replace(/^kernel-configs\//, '')).join(' + ')}${request.sets?.length ? ` + ${request.sets.length} --set` : ''}`)
   await runMake(base, [...makeBase, base], logFile, pidFile, interrupt)
   const configPath = join(request.outDir, '.config')

@@ -2,13 +2,15 @@
  * src/kernel/kconfig/ owns Kconfig, the pure part: fragments (this module: parse, merge, apply),
  * the check of a final .config against what was requested (verify.ts), Kconfig expressions
  * (expr.ts) and files (parse.ts), and "why was this option dropped", read from the kernel's own
- * Kconfig files (explain.ts); values.ts compares values the way kconfig does.
+ * Kconfig files (explain.ts); values.ts compares values the way kconfig does, versions.ts reads
+ * the kernel version ranges that fragments scope options to (`# pmemlab-when: linux < 5.19`).
  *
  * Nothing here touches the disk or runs a program: files come in as text and through a reader
  * function, so the unit tests can use small synthetic Kconfig trees.
  */
 import {ExitCode, PmemlabError, usageError} from '../../core/errors.js'
 import {normaliseValue, sameValue} from './values.js'
+import {formatVersion, inRange, parseKernelVersion, parseVersionRange, VersionRangeError, type VersionRange} from './versions.js'
 
 /** One `CONFIG_X=value` or `# CONFIG_X is not set` line. Symbols are kept without the CONFIG_ prefix. */
 export interface Assignment {
@@ -17,6 +19,8 @@ export interface Assignment {
   value: string
   file: string
   line: number
+  /** From a `# pmemlab-when: linux ...` line above it: the option is requested of these versions only. */
+  range?: VersionRange
 }
 
 export interface FragmentInput {
@@ -30,29 +34,60 @@ export interface FragmentInput {
 const ASSIGNMENT = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/
 const NOT_SET = /^#\s*CONFIG_([A-Za-z0-9_]+) is not set\s*$/
 const VALUE = /^(?:[ymn]|"(?:[^"\\]|\\.)*"|-?\d+|0[xX][0-9a-fA-F]+)$/
+/** `# pmemlab-when: RANGE`; a comment that starts `# pmemlab-when` without the colon is a mistake worth saying. */
+const WHEN = /^#\s*pmemlab-when\s*:(.*)$/
 
-/** Parses a fragment or a whole .config. Comments and blank lines are skipped; anything else is an error. */
+/** `CONFIG_X=value` or `# CONFIG_X is not set` as {symbol, value}; undefined for any other line. */
+function readAssignment(line: string): {symbol: string; value: string} | undefined {
+  const notSet = NOT_SET.exec(line)
+  if (notSet) return {symbol: notSet[1], value: 'n'}
+  const assignment = ASSIGNMENT.exec(line)
+  return assignment && VALUE.test(assignment[2]) ? {symbol: assignment[1], value: assignment[2]} : undefined
+}
+
+const scopesNothing = (place: string, range: VersionRange) =>
+  usageError(`${place}: "# pmemlab-when: linux ${range.text}" scopes nothing`, 'put it directly above the CONFIG_ line it is for')
+
+/**
+ * Parses a fragment or a whole .config. Comments and blank lines are skipped; anything else is an
+ * error naming file:line, as is a `# pmemlab-when:` range that cannot be read or that is not
+ * directly above an option.
+ */
 export function parseFragment(text: string, file: string): Assignment[] {
   const result: Assignment[] = []
   const lines = text.split('\n')
+  let scope: {range: VersionRange; place: string} | undefined
   for (let index = 0; index < lines.length; index++) {
     const line = lines[index].trim()
+    const place = `${file}:${index + 1}`
+    const assignment = readAssignment(line)
+    if (assignment) {
+      result.push({...assignment, file, line: index + 1, ...(scope ? {range: scope.range} : {})})
+      scope = undefined
+      continue
+    }
+    if (scope) throw scopesNothing(scope.place, scope.range)
     if (line === '') continue
-    const notSet = NOT_SET.exec(line)
-    if (notSet) {
-      result.push({symbol: notSet[1], value: 'n', file, line: index + 1})
+    if (/^#\s*pmemlab-when\b/.test(line)) {
+      const when = WHEN.exec(line)
+      if (!when) throw usageError(`${place}: "${line}" is not a version range`, 'write "# pmemlab-when: linux < 5.19" (or another range) above the option it is for')
+      try {
+        scope = {range: parseVersionRange(when[1]), place}
+      } catch (error) {
+        if (error instanceof VersionRangeError) throw usageError(`${place}: # pmemlab-when: ${error.message}`)
+        throw error
+      }
       continue
     }
     if (line.startsWith('#')) continue
-    const match = ASSIGNMENT.exec(line)
-    if (!match || !VALUE.test(match[2])) {
-      throw usageError(
-        `${file}:${index + 1}: "${line}" is not a Kconfig assignment`,
-        'write CONFIG_NAME=y, =m, =n, ="text" or =123, or "# CONFIG_NAME is not set"',
-      )
-    }
-    result.push({symbol: match[1], value: match[2], file, line: index + 1})
+    throw usageError(
+      `${place}: "${line}" is not a Kconfig assignment`,
+      /#\s*pmemlab-when\b/.test(line)
+        ? 'put "# pmemlab-when: linux ..." on a line of its own, above the option (kconfig allows no comment after a value)'
+        : 'write CONFIG_NAME=y, =m, =n, ="text" or =123, or "# CONFIG_NAME is not set"',
+    )
   }
+  if (scope) throw scopesNothing(scope.place, scope.range)
   return result
 }
 
@@ -81,6 +116,11 @@ export interface MergeResult {
   options: Map<string, MergedOption>
   /** Each time a user fragment replaced an earlier value. */
   overrides: Override[]
+  /**
+   * Options left out because their `# pmemlab-when:` range excludes the kernel being built (and no
+   * other line requests the symbol): reported as "not in this version", never verified.
+   */
+  notInVersion: Array<Assignment & {range: VersionRange}>
 }
 
 /** Where an option came from, for messages: "kernel-configs/pmem.config:12" or "--set CONFIG_X=n". */
@@ -89,21 +129,38 @@ export function origin(option: Pick<Assignment, 'file' | 'line' | 'symbol' | 'va
 }
 
 /**
- * Merges fragments in order. Two checked-in fragments (or two lines of one) that give a symbol
- * different values are an error naming both places and both values; a user fragment overrides
- * whatever came before it, and the override is recorded so that the caller can log it.
+ * Merges fragments in order, for one kernel version (makefileVersion's "6.1.192"): an option whose
+ * `# pmemlab-when:` range excludes it is left out, before anything else is decided. Two checked-in
+ * fragments (or two lines of one) that give a symbol different values are an error naming both
+ * places and both values; a user fragment overrides whatever came before it, and the override is
+ * recorded so that the caller can log it. Without a version, a scoped option is an error.
  */
-export function mergeFragments(fragments: readonly FragmentInput[]): MergeResult {
+export function mergeFragments(fragments: readonly FragmentInput[], kernelVersion?: string): MergeResult {
   const options = new Map<string, MergedOption>()
   const overrides: Override[] = []
+  const outOfRange: MergeResult['notInVersion'] = []
+  const version = kernelVersion === undefined ? undefined : parseKernelVersion(kernelVersion)
   for (const fragment of fragments) {
     for (const assignment of parseFragment(fragment.text, fragment.name)) {
+      const {range} = assignment
+      if (range) {
+        if (!version) {
+          throw new PmemlabError(
+            `${origin(assignment)} is scoped to linux ${range.text}, but ${kernelVersion === undefined ? 'no kernel version was given' : `the kernel's version "${kernelVersion}" cannot be read`}`,
+            ExitCode.failure,
+          )
+        }
+        if (!inRange(range, version)) {
+          outOfRange.push({...assignment, range})
+          continue
+        }
+      }
       const next: MergedOption = {...assignment, user: fragment.user === true}
       const previous = options.get(assignment.symbol)
       if (previous && !sameValue(previous.value, next.value)) {
         if (!next.user) {
           throw new PmemlabError(
-            `conflicting fragments: ${origin(previous)} sets CONFIG_${previous.symbol}=${previous.value} but ${origin(next)} sets CONFIG_${next.symbol}=${next.value}`,
+            `conflicting fragments: ${origin(previous)} sets CONFIG_${previous.symbol}=${previous.value} but ${origin(next)} sets CONFIG_${next.symbol}=${next.value}${version ? ` (for linux ${formatVersion(version)})` : ''}`,
             ExitCode.failure,
             'checked-in fragments must agree; override a value with --config FILE or --set instead',
           )
@@ -114,7 +171,7 @@ export function mergeFragments(fragments: readonly FragmentInput[]): MergeResult
       if (!previous || !sameValue(previous.value, next.value) || next.user) options.set(assignment.symbol, next)
     }
   }
-  return {options, overrides}
+  return {options, overrides, notInVersion: outOfRange.filter((option) => !options.has(option.symbol))}
 }
 
 /** One fragment line: `CONFIG_X=y` or `# CONFIG_X is not set`. */
