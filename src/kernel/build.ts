@@ -30,7 +30,7 @@ import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
 import {computeKey, makefileVersion, type KernelBase} from './key.js'
 import {compileKernel, formatDuration, Interrupt, toolchain, type MakeContext} from './make.js'
-import {prepareSource, readKconfigTree, sourceDir, type KernelSource} from './source.js'
+import {prepareSource, readKconfigTree, sourceDir, sourceOfRecord, type KernelSource} from './source.js'
 import {findOne, readEntry, type BuildJson} from './store.js'
 
 export interface BuildRequest {
@@ -216,7 +216,7 @@ export async function explainSymbol(request: ExplainRequest): Promise<ExplainRes
     const entry = await findOne(request.kernel)
     if (!entry) throw usageError(`--kernel ${request.kernel}: expected a kernel key, version or "latest"`)
     configText = await readFile(join(entry.dir, entry.build.files.config), 'utf8')
-    source ??= sourceOfEntry(entry.build)
+    source ??= sourceOfRecord(entry.build.source)
   }
   if (request.dotConfig) {
     try {
@@ -238,11 +238,4 @@ export async function explainSymbol(request: ExplainRequest): Promise<ExplainRes
     result.reason = explainDrop(tree, {symbol, requested: 'y', actual: config.get(symbol)}, config).replace(' was dropped', ' is off')
   }
   return result
-}
-
-function sourceOfEntry(build: BuildJson): KernelSource {
-  const source = build.source
-  if (source.kind === 'version') return {kind: 'version', version: source.version, mirror: source.url.replace(/\/v\d+\.x\/[^/]+$/, '')}
-  if (source.kind === 'source') return {kind: 'source', file: source.file}
-  return {kind: 'tree', dir: source.dir, ref: source.dirty ? undefined : source.commit}
 }

@@ -115,11 +115,11 @@ export async function fetchKernelTarball(request: {version: string; mirror?: str
   const resolved = name.slice('linux-'.length, -'.tar.xz'.length)
   const url = `${dirUrl}/${name}`
   const file = join(downloads, name)
-  const recorded = await readFile(`${file}.sha256`, 'utf8').then((s) => s.trim(), () => undefined)
-  if (recorded === expected && (await exists(file))) return {file, sha256: expected, version: resolved, url, downloaded: false}
-  if (recorded !== undefined && recorded !== expected) log.warn(`${name} in the cache does not match ${sumsUrl}: downloading it again`)
+  const recorded = await verifiedDownload(file)
+  if (recorded === expected) return {file, sha256: expected, version: resolved, url, downloaded: false}
+  if (recorded !== undefined) log.warn(`${name} in the cache does not match ${sumsUrl}: downloading it again`)
 
-  await download(url, file, expected, request.signal)
+  await download(url, file, expected, 'sha256sums.asc', request.signal)
   return {file, sha256: expected, version: resolved, url, downloaded: true}
 }
 
@@ -133,8 +133,28 @@ async function cachedRelease(version: string): Promise<{file: string; name: stri
   return {file, name, sha256: (await readFile(`${file}.sha256`, 'utf8')).trim()}
 }
 
-/** Streams url to a temp file next to `file`, hashing as it goes; renames only when the sum matches. */
-async function download(url: string, file: string, expected: string, signal?: AbortSignal): Promise<void> {
+/** A download that failed; `status` is the HTTP status when the server answered one (a 404 is "not in the pool"). */
+export class DownloadError extends PmemlabError {
+  constructor(
+    message: string,
+    hint: string,
+    readonly status?: number,
+  ) {
+    super(message, ExitCode.failure, hint)
+  }
+}
+
+/** The sha256 recorded beside a verified download in downloads/, when the file is there. */
+export async function verifiedDownload(file: string): Promise<string | undefined> {
+  const recorded = await readFile(`${file}.sha256`, 'utf8').then((s) => s.trim(), () => undefined)
+  return recorded !== undefined && (await exists(file)) ? recorded : undefined
+}
+
+/**
+ * Streams url to a temp file next to `file`, hashing as it goes; renames only when the sum
+ * matches `expected`, which `listing` (the file it came from: "sha256sums.asc") gave.
+ */
+export async function download(url: string, file: string, expected: string, listing: string, signal?: AbortSignal): Promise<void> {
   const part = `${file}.part-${process.pid}`
   const name = posix.basename(file)
   const hash = createHash('sha256')
@@ -159,20 +179,20 @@ async function download(url: string, file: string, expected: string, signal?: Ab
     await rm(part, {force: true})
     if (signal?.aborted) throw signal.reason
     const status = (error as {response?: {statusCode?: number}}).response?.statusCode
-    if (status !== undefined && status >= 400) throw new PmemlabError(`cannot download ${url}: HTTP ${status}`, ExitCode.failure, 'check the version and the mirror; nothing was kept')
+    if (status !== undefined && status >= 400) throw new DownloadError(`cannot download ${url}: HTTP ${status}`, 'check the version and the mirror; nothing was kept', status)
     const amount = total ? `${humanSize(received)} of ${humanSize(total)}` : humanSize(received)
-    throw new PmemlabError(`the download of ${url} was cut off after ${amount} (${(error as Error).message})`, ExitCode.failure, 'nothing was kept; run the build again to retry')
+    throw new DownloadError(`the download of ${url} was cut off after ${amount} (${(error as Error).message})`, 'nothing was kept; run the build again to retry')
   }
   progress.done()
   if (total !== undefined && received !== total) {
     await rm(part, {force: true})
-    throw new PmemlabError(`the download of ${url} was cut off after ${humanSize(received)} of ${humanSize(total)}`, ExitCode.failure, 'nothing was kept; run the build again to retry')
+    throw new DownloadError(`the download of ${url} was cut off after ${humanSize(received)} of ${humanSize(total)}`, 'nothing was kept; run the build again to retry')
   }
   const actual = hash.digest('hex')
   if (actual !== expected) {
     await rm(part, {force: true})
     throw new PmemlabError(
-      `checksum mismatch for ${name}: sha256sums.asc says ${expected}, the download is ${actual}`,
+      `checksum mismatch for ${name}: ${listing} says ${expected}, the download is ${actual}`,
       ExitCode.failure,
       'the mirror serves a different or corrupted file; nothing was kept',
     )

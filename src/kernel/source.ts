@@ -1,6 +1,7 @@
 /**
  * The kernel source of a build: a kernel.org release (downloaded and verified by fetch.ts), a
- * tarball, or a git tree (its working tree in place, or a commit through git archive). A tarball
+ * Debian orig tarball (resolved and verified by debian-source.ts), a tarball, or a git tree (its
+ * working tree in place, or a commit through git archive). A tarball
  * or commit is extracted once, under build/src-<id>/, and shared by every build of it.
  */
 import {createHash} from 'node:crypto'
@@ -14,6 +15,7 @@ import {run} from '../core/exec.js'
 import {log} from '../core/log.js'
 import {buildDir} from '../core/paths.js'
 import {canAccess as exists, requireProgram} from '../core/which.js'
+import {fetchDebianOrig} from './debian-source.js'
 import {extractTarball, extractTarStream, fetchKernelTarball, resolveMirror} from './fetch.js'
 import {parseKconfig, type KconfigTree} from './kconfig/parse.js'
 import {formatDuration, type Interrupt} from './make.js'
@@ -21,6 +23,8 @@ import type {SourceRecord} from './store.js'
 
 export type KernelSource =
   | {kind: 'version'; version: string; mirror?: string}
+  /** A version resolved in Debian's Sources indexes; mirror and suites default as debian-source.ts says. */
+  | {kind: 'debian'; version: string; mirror?: string; suites?: string[]; pinned?: {url: string; sha256: string}}
   | {kind: 'source'; file: string}
   | {kind: 'tree'; dir: string; ref?: string}
 
@@ -33,6 +37,25 @@ export interface PreparedSource {
   tarball?: string
   gitArchive?: {dir: string; commit: string}
   fetchMs: number
+}
+
+/** `--version debian:6.12`, and what build.json's source record says was requested. */
+export const DEBIAN_PREFIX = 'debian:'
+
+/** A source record of a build from Debian's archive (a release record whose request was "debian:V"). */
+export const isDebianRecord = (record: SourceRecord) => record.kind === 'version' && record.requested.startsWith(DEBIAN_PREFIX)
+
+/**
+ * The source a built kernel's record names, to read it again (`kernel config --kernel KEY`). A
+ * Debian build names its exact tarball, so it is fetched by URL and checksum, not looked up again.
+ */
+export function sourceOfRecord(record: SourceRecord): KernelSource {
+  if (record.kind === 'version') {
+    if (isDebianRecord(record)) return {kind: 'debian', version: record.version, pinned: {url: record.url, sha256: record.sha256}}
+    return {kind: 'version', version: record.version, mirror: record.url.replace(/\/v\d+\.x\/[^/]+$/, '')}
+  }
+  if (record.kind === 'source') return {kind: 'source', file: record.file}
+  return {kind: 'tree', dir: record.dir, ref: record.dirty ? undefined : record.commit}
 }
 
 async function git(dir: string, args: string[], options: {encoding?: 'buffer'} = {}) {
@@ -54,6 +77,16 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
         record: {kind: 'version', requested: source.version, version: tarball.version, file: posix.basename(tarball.file), url: tarball.url, sha256: tarball.sha256},
         keySource: {tarball: tarball.sha256},
         tarball: tarball.file,
+        fetchMs: Date.now() - started,
+      }
+    }
+    case 'debian': {
+      const orig = await fetchDebianOrig({version: source.version, mirror: source.mirror, suites: source.suites, pinned: source.pinned, signal})
+      return {
+        // A release record (store.ts knows no other), told apart by its "debian:" request.
+        record: {kind: 'version', requested: `${DEBIAN_PREFIX}${source.version}`, version: orig.version, file: posix.basename(orig.file), url: orig.url, sha256: orig.sha256},
+        keySource: {tarball: orig.sha256, version: orig.version, origin: 'debian'},
+        tarball: orig.file,
         fetchMs: Date.now() - started,
       }
     }

@@ -2,26 +2,46 @@ import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../cli/command.js'
 import {usageError} from '../../core/errors.js'
 import {buildKernel} from '../../kernel/build.js'
-import type {KernelSource} from '../../kernel/source.js'
+import {parseSuites} from '../../kernel/debian-source.js'
+import {DEBIAN_PREFIX, type KernelSource} from '../../kernel/source.js'
 
-/** --version/--source/--tree, shared with `kernel config`. */
+/** --version [--from]/--source/--tree, shared with `kernel config`. */
 export const sourceFlags = {
-  version: Flags.string({description: 'a kernel.org release: 6.12.3, or 6.12 for the newest 6.12.N the mirror lists', helpGroup: 'SOURCE'}),
-  mirror: Flags.string({description: 'kernel.org mirror (its layout: MIRROR/v6.x/linux-V.tar.xz and sha256sums.asc); default $PMEMLAB_KERNEL_MIRROR or https://cdn.kernel.org/pub/linux/kernel', helpGroup: 'SOURCE'}),
+  version: Flags.string({description: 'a release: 6.12.3, or 6.12 for the newest 6.12.N listed (debian:6.12 is --from debian --version 6.12)', helpGroup: 'SOURCE'}),
+  from: Flags.string({description: "where --version comes from: kernel.org's tarballs, or the orig tarballs in Debian's archive (upstream minus a few non-free files)", options: ['kernel.org', 'debian'], helpGroup: 'SOURCE'}),
+  mirror: Flags.string({
+    description:
+      'kernel.org mirror (its layout: MIRROR/v6.x/linux-V.tar.xz and sha256sums.asc; default $PMEMLAB_KERNEL_MIRROR or https://cdn.kernel.org/pub/linux/kernel); with --from debian, a Debian mirror (default $PMEMLAB_DEBIAN_MIRROR, else the host\'s apt mirror, else http://deb.debian.org/debian)',
+    helpGroup: 'SOURCE',
+  }),
+  'debian-suites': Flags.string({description: 'with --from debian: the suites whose Sources indexes are searched, comma-separated (default $PMEMLAB_DEBIAN_SUITES, else sid,forky,trixie,trixie-backports,bookworm-backports,bookworm,bullseye)', helpGroup: 'SOURCE', helpValue: 'LIST'}),
   source: Flags.string({description: 'a source tarball (.tar.xz, .tar.gz), e.g. /usr/src/linux-source-6.1.tar.xz', helpGroup: 'SOURCE'}),
   tree: Flags.string({description: 'a git checkout, built out of tree (O=): the tree is never written to', helpGroup: 'SOURCE'}),
   ref: Flags.string({description: 'with --tree: build this commit/branch/tag (a clean snapshot through git archive) instead of the working tree', helpGroup: 'SOURCE'}),
 }
 
-export function sourceFromFlags(flags: {version?: string; mirror?: string; source?: string; tree?: string; ref?: string}, required = true): KernelSource | undefined {
+export function sourceFromFlags(
+  flags: {version?: string; from?: string; mirror?: string; 'debian-suites'?: string; source?: string; tree?: string; ref?: string},
+  required = true,
+): KernelSource | undefined {
   const given = [flags.version && '--version', flags.source && '--source', flags.tree && '--tree'].filter(Boolean)
   if (given.length > 1) throw usageError(`give one of --version, --source and --tree, not ${given.join(' and ')}`)
   if (flags.ref && !flags.tree) throw usageError('--ref goes with --tree')
   if (flags.mirror && !flags.version) throw usageError('--mirror goes with --version')
+  if (flags.from && !flags.version) throw usageError('--from goes with --version')
+  const prefixed = flags.version?.startsWith(DEBIAN_PREFIX) === true
+  if (prefixed && flags.from === 'kernel.org') throw usageError(`--version ${flags.version} is a Debian version: drop --from kernel.org, or the "${DEBIAN_PREFIX}" prefix`)
+  const fromDebian = prefixed || flags.from === 'debian'
+  if (flags['debian-suites'] && !fromDebian) throw usageError('--debian-suites goes with --from debian')
+  if (flags.version && fromDebian) {
+    const version = prefixed ? flags.version.slice(DEBIAN_PREFIX.length) : flags.version
+    const suites = flags['debian-suites'] === undefined ? undefined : parseSuites(flags['debian-suites'], '--debian-suites')
+    return {kind: 'debian', version, mirror: flags.mirror, suites}
+  }
   if (flags.version) return {kind: 'version', version: flags.version, mirror: flags.mirror}
   if (flags.source) return {kind: 'source', file: flags.source}
   if (flags.tree) return {kind: 'tree', dir: flags.tree, ref: flags.ref}
-  if (required) throw usageError('which kernel? give --version V, --source FILE or --tree DIR', 'for example: pmemlab kernel build --source /usr/src/linux-source-6.1.tar.xz')
+  if (required) throw usageError('which kernel? give --version V [--from debian], --source FILE or --tree DIR', 'for example: pmemlab kernel build --source /usr/src/linux-source-6.1.tar.xz')
   return undefined
 }
 
@@ -33,6 +53,8 @@ A build with the same source, fragments, compiler and architecture is a cache hi
   static override examples = [
     '<%= config.bin %> kernel build --source /usr/src/linux-source-6.1.tar.xz',
     '<%= config.bin %> kernel build --version 6.12 --debug',
+    '<%= config.bin %> kernel build --from debian --version 6.12',
+    '<%= config.bin %> kernel build --version debian:7.2 --mirror http://mirror.lab/debian',
     '<%= config.bin %> kernel build --tree ~/linux --ref v6.12 --set CONFIG_KASAN=y',
     '<%= config.bin %> kernel build --version 6.1 --mirror http://mirror.lab/pub/linux/kernel --config my.config',
   ]

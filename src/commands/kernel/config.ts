@@ -8,6 +8,7 @@ export default class KernelConfig extends PmemlabCommand {
   static override description = `Prints the option's type, where it is defined, every condition it depends on (including those of enclosing if/menu blocks) and what selects it. With --config (a .config file) or --kernel (a built kernel), each condition is marked met or not, and an option that is off says why.`
   static override examples = [
     '<%= config.bin %> kernel config --explain CONFIG_DEV_DAX --source /usr/src/linux-source-6.1.tar.xz',
+    '<%= config.bin %> kernel config --explain CONFIG_ND_BLK --from debian --version 5.10',
     '<%= config.bin %> kernel config --explain CONFIG_KASAN --kernel latest',
   ]
   static override flags = {
