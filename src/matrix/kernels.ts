@@ -81,8 +81,14 @@ export function safeName(text: string): string {
 /** The version a kernel spec carries (debian:6.12, 6.1.5), the kind of spec it is, or undefined if it is none. */
 export function classifySpec(spec: string): {kind: Exclude<KernelKind, 'build'>; version?: string} | undefined {
   if (spec === 'distro' || spec === 'latest') return {kind: spec}
-  const debian = /^debian:(.*)$/.exec(spec)
-  if (debian) return VERSION.test(debian[1]) ? {kind: 'debian', version: debian[1]} : undefined
+  // debian:6.12, debian:7, debian:7/sid, an ABI (debian:6.12.38+deb13-amd64) or a package version
+  // (debian:6.12.38-1): the version is its leading X.Y[.Z], if it has one; kernel/ checks the rest.
+  const debian = /^debian:(\d[\w.+~:-]*)(?:\/[a-z][a-z0-9-]*)?$/.exec(spec)
+  if (debian) {
+    const lead = /^\d+\.\d+(?:\.\d+)?(?![\d.])/.exec(debian[1])?.[0]
+    return {kind: 'debian', ...(lead ? {version: lead} : {})}
+  }
+  if (spec.startsWith('debian:')) return undefined
   if (VERSION.test(spec)) return {kind: 'version', version: spec}
   if (/^[0-9a-f]{6,64}$/.test(spec)) return {kind: 'key'}
   if (spec.includes('/')) return {kind: 'path'}
@@ -101,10 +107,10 @@ export function checkKernel(yaml: LocatedYaml, entry: z.infer<typeof kernelShape
       throw yaml.error(
         [...at, 'spec'],
         `"${entry.spec}" is not a kernel spec`,
-        'write distro, latest, debian:6.12, a built version like 6.1, a key from pmemlab kernel ls, or a path with a slash like ./bzImage',
+        'write distro, latest, debian:6.12, debian:7/sid, a built version like 6.1, a key from pmemlab kernel ls, or a path with a slash like ./bzImage',
       )
     }
-    const derived = form.kind === 'debian' ? `debian-${form.version}` : form.kind === 'key' ? entry.spec.slice(0, 12) : form.kind === 'path' ? basename(entry.spec) : entry.spec
+    const derived = form.kind === 'debian' ? entry.spec.replace(':', '-') : form.kind === 'key' ? entry.spec.slice(0, 12) : form.kind === 'path' ? basename(entry.spec) : entry.spec
     return {name: entry.name ?? safeName(derived), kind: form.kind, spec: entry.spec, version: form.version, where}
   }
   const build = checkBuild(yaml, entry.build!, [...at, 'build'])
