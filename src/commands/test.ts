@@ -30,6 +30,7 @@ Progress goes to stderr, a summary to stdout (one JSON document with --json). Ex
     tap: Flags.string({description: 'write TAP results to FILE', helpValue: 'FILE'}),
     json: Flags.boolean({description: 'print one JSON document instead of the summary table'}),
     keep: Flags.boolean({description: 'leave the VM running after a failure, for pmemlab console/exec (stop it with pmemlab down)'}),
+    'console-log': Flags.string({description: 'write the guest console log to FILE (each VM of the run, the power-loss case boots two)', helpValue: 'FILE'}),
     'raw-namespaces': Flags.boolean({description: 'leave raw NVDIMM namespaces raw instead of converting them to fsdax: reproduces the silent non-DAX fallback, so the DAX checks fail'}),
   }
 
@@ -42,6 +43,7 @@ Progress goes to stderr, a summary to stdout (one JSON document with --json). Ex
     const unknown = filesystems.filter((fs) => !(FILESYSTEMS as readonly string[]).includes(fs))
     if (unknown.length > 0 || filesystems.length === 0) throw usageError(`invalid --fs "${flags.fs}"`, `give ${FILESYSTEMS.join(', ')} or both, comma-separated`)
     if (flags.timeout < 1) throw usageError(`invalid --timeout ${flags.timeout}`, 'give a number of seconds of at least 1')
+    if (flags['console-log']) await writeFile(flags['console-log'], '')
     const report = await runTests({
       ...labRequest(flags),
       filesystems: [...new Set(filesystems)] as Filesystem[],
@@ -50,6 +52,7 @@ Progress goes to stderr, a summary to stdout (one JSON document with --json). Ex
       timeoutSec: flags.timeout,
       keep: flags.keep,
       rawNamespaces: flags['raw-namespaces'],
+      consoleLog: flags['console-log'],
     })
     if (flags.junit) await writeFile(flags.junit, toJUnit(report))
     if (flags.tap) await writeFile(flags.tap, toTap(report))

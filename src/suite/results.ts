@@ -366,6 +366,7 @@ export function reportJson(report: RunReport): Record<string, unknown> {
     suites: report.suites.map((s) => ({...s, tests: s.tests.map((t) => ({...t, durationMs: Math.round(t.durationMs)}))})),
     findings: report.findings,
     ...(report.error ? {error: report.error} : {}),
+    ...(report.errorDetails?.length ? {errorDetails: report.errorDetails} : {}),
     ...(report.kept ? {kept: report.kept} : {}),
   }
 }

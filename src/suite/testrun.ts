@@ -8,6 +8,7 @@
  * The suites (builtin.ts, usersuite.ts, powerloss.ts) are functions over a TestRun.
  */
 import {randomBytes} from 'node:crypto'
+import {appendFile, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Writable} from 'node:stream'
 import {StringDecoder} from 'node:string_decoder'
@@ -45,6 +46,8 @@ export interface TestRunOptions extends LabRequest {
   keep: boolean
   /** Leave raw NVDIMM namespaces raw (reproduces the silent non-DAX fallback). */
   rawNamespaces: boolean
+  /** Append each VM's console log here before its directory goes (--console-log; the matrix keeps one per cell). */
+  consoleLog?: string
 }
 
 export const BUILTIN = 'builtin'
@@ -158,6 +161,15 @@ export class TestRun {
     await this.watcher.stop()
     this.findings.push(...this.watcher.findings())
     this.watcher = undefined
+    await this.keepConsoleLog()
+  }
+
+  /** Appends the VM's console log to options.consoleLog: the log goes with the VM's directory when it stops. */
+  private async keepConsoleLog(): Promise<void> {
+    const target = this.options.consoleLog
+    if (!target || !this.session) return
+    const text = await readFile(this.session.record.consoleLog).catch(() => undefined)
+    if (text) await appendFile(target, Buffer.concat([Buffer.from(`==== console of ${this.session.record.name} ====\n`), text]))
   }
 
   async alive(): Promise<boolean> {
