@@ -1,11 +1,12 @@
 import {createHash} from 'node:crypto'
-import {mkdir, open, readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
+import {mkdir, open, readFile, readdir, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {withDir} from 'tmp-promise'
 import {ExitCode, PmemlabError, missingDependency, notFound, usageError} from '../core/errors.js'
 import {fileIdentity, writeFileAtomic} from '../core/cache.js'
-import {cpioNewc, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry} from './initramfs.js'
+import {cpioNewc, moduleName, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, type CpioEntry, type ModulesDep} from './initramfs.js'
+import {extractPvhVmlinux} from './pvh.js'
 import {log} from '../core/log.js'
 import {cacheDir, packageRoot} from '../core/paths.js'
 import {canAccess, requireProgram, which} from '../core/which.js'
@@ -22,9 +23,11 @@ export interface BootKernel {
 
 /**
  * Modules the initramfs loads at boot, in this order (each after its dependencies).
- * crc32c_generic comes first: ext4 asks the crypto API for crc32c and there is no modprobe in the
- * initramfs to find it (crc32c_intel would not load under TCG). In 6.1 the dax_pmem core pieces
- * are one module, dax_pmem; "dax" itself is built in.
+ * crc32c_generic comes first: up to 6.14 ext4 asks the crypto API for crc32c and there is no
+ * modprobe in the initramfs to find it (crc32c_intel would not load under TCG). From 6.1 the
+ * dax_pmem core pieces are one module, dax_pmem; in 5.10 dax_pmem needs dax_pmem_core, which
+ * modules.dep brings in (dax_pmem_compat, the old /sys/class/dax interface, is left out). "dax"
+ * itself is built in. Checked against Debian's 5.10, 6.1, 6.12 and 7.2 packages.
  */
 export const BOOT_MODULES = [
   'crc32c_generic',
@@ -51,6 +54,20 @@ export const BOOT_MODULES = [
  */
 export const ON_DEMAND_MODULES = ['libcrc32c', 'xfs', 'kmem', '9pnet_virtio', '9p']
 
+/**
+ * Modules of the lists above that newer kernels no longer have, and no longer need: in Debian's
+ * 7.x ext4 and xfs compute crc32c with the library, and neither crc32c_generic nor libcrc32c
+ * exists. Skipped where the kernel has no such module (as module or built in).
+ */
+export const MODULES_NOT_IN_EVERY_KERNEL = new Set(['crc32c_generic', 'libcrc32c'])
+
+/** wanted without the modules of MODULES_NOT_IN_EVERY_KERNEL that this kernel has neither as a module nor built in. */
+export function modulesThisKernelHas(wanted: string[], dependencies: ModulesDep, builtin: Set<string>): string[] {
+  return wanted.filter((name) => !MODULES_NOT_IN_EVERY_KERNEL.has(moduleName(name)) || dependencies.has(moduleName(name)) || builtin.has(moduleName(name)))
+}
+
+export {bzImagePayload, hasPvhNote} from './pvh.js'
+
 /** busybox applets the initramfs /init uses. */
 const BUSYBOX_APPLETS = ['sh', 'mount', 'umount', 'insmod', 'mkdir', 'sleep', 'cat', 'cp', 'ls', 'dmesg', 'uname', 'switch_root', 'poweroff']
 
@@ -59,9 +76,14 @@ const busyboxPath = () => process.env.PMEMLAB_BUSYBOX ?? '/bin/busybox'
 const bootDir = () => process.env.PMEMLAB_BOOT_DIR ?? '/boot'
 const modulesRoot = () => process.env.PMEMLAB_MODULES_DIR ?? '/lib/modules'
 
-/** `distro` (the newest installed Debian kernel, with pmemlab's initramfs) or the path of a bzImage. */
+/**
+ * `distro` (the newest installed Debian kernel, with pmemlab's initramfs), `debian:X` (Debian's
+ * prebuilt kernel X, unpacked into the cache, with the same initramfs), a built kernel, or the
+ * path of a bzImage.
+ */
 export async function resolveKernel(spec: string): Promise<BootKernel> {
   if (spec === 'distro') return distroKernel()
+  if (spec.startsWith('debian:')) return debianKernel(spec)
   const path = resolve(spec)
   if (!spec.includes('/') && !(await exists(path))) {
     // A kernel pmemlab built: by key, version or "latest".
@@ -70,7 +92,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
     if (built) return {spec, version: built.version, kernel: built.kernel, kernelArgs: built.kernelArgs}
   }
   if (!(await exists(path))) {
-    throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls) or the path of a bzImage')
+    throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls), debian:VERSION or the path of a bzImage')
   }
   const header = await readBootHeader(path)
   return {
@@ -133,11 +155,18 @@ async function distroKernel(): Promise<BootKernel> {
   return {spec: 'distro', version, kernel: elf ?? kernel, initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
 }
 
+/** Debian's prebuilt kernel: its modules, from the unpacked packages, go into the generated initramfs. */
+async function debianKernel(spec: string): Promise<BootKernel> {
+  const {resolveDebianKernel} = await import('./debian-prebuilt.js')
+  const debian = await resolveDebianKernel(spec)
+  const initrd = await buildDistroInitramfs(debian.abi, debian.modulesDir)
+  const kernel = process.env.PMEMLAB_NO_PVH === '1' ? debian.vmlinuz : (debian.vmlinux ?? debian.vmlinuz)
+  return {spec, version: debian.abi, kernel, initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
+}
+
 /**
- * The uncompressed vmlinux inside a bzImage, cached, when it has a PVH entry point (Debian's
- * kernels do: CONFIG_PVH=y). QEMU boots such an ELF directly with -kernel, which skips the
- * real-mode setup and the in-guest xz decompression: under TCG the guest agent answered after
- * 6.5 s instead of 11 s. Returns undefined (boot the bzImage) when anything is missing.
+ * The PVH vmlinux of a distro kernel's bzImage (see pvh.ts), cached under distro-kernels/ by the
+ * bzImage's identity. Returns undefined (boot the bzImage) when there is none.
  */
 export async function pvhKernel(bzImage: string, version: string): Promise<string | undefined> {
   try {
@@ -147,29 +176,12 @@ export async function pvhKernel(bzImage: string, version: string): Promise<strin
     const noPvh = `${path}.no-pvh`
     if (await exists(path)) return path
     if (await exists(noPvh)) return undefined
-    const payload = bzImagePayload(await readFile(bzImage))
-    const xz = await which('xz')
-    if (!xz) return undefined
     await mkdir(dir, {recursive: true})
-    if (!payload || payload.subarray(0, 6).toString('latin1') !== '\xfd7zXZ\0') {
-      await writeFile(noPvh, 'not an xz-compressed bzImage\n') // Debian uses xz
-      return undefined
-    }
-    const temp = join(dir, `.vmlinux-${version}.${process.pid}.tmp`)
-    try {
-      const {run} = await import('../core/exec.js')
-      await run(xz, ['-dc', '--single-stream'], {input: payload, stdout: {file: temp}})
-      if (!hasPvhNote(await readFile(temp))) {
-        await rm(temp, {force: true})
-        await writeFile(noPvh, 'no PVH entry note\n')
-        return undefined
-      }
-      await rename(temp, path)
-      return path
-    } catch (error) {
-      await rm(temp, {force: true})
-      throw error
-    }
+    const whyNot = await extractPvhVmlinux(bzImage, path)
+    if (whyNot === undefined) return path
+    if (whyNot.ofKernel) await writeFile(noPvh, `${whyNot.reason}\n`)
+    else log.debug(`no PVH kernel from ${bzImage}: ${whyNot.reason}`)
+    return undefined
   } catch (error) {
     log.debug(`no PVH kernel from ${bzImage}, booting the bzImage: ${(error as Error).message.split('\n')[0]}`)
     return undefined
@@ -181,39 +193,6 @@ const digestOf = (...parts: Array<string | Buffer>) => {
   const hash = createHash('sha256')
   for (const part of parts) hash.update(part).update('\0')
   return hash.digest('hex')
-}
-
-/** The compressed kernel inside a bzImage (boot protocol 2.08+: payload_offset/payload_length). */
-export function bzImagePayload(image: Buffer): Buffer | undefined {
-  if (image.length < 0x250 || image.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined
-  if (image.readUInt16LE(0x206) < 0x208) return undefined
-  const setupSectors = image[0x1f1] || 4
-  const start = (setupSectors + 1) * 512 + image.readUInt32LE(0x248)
-  const end = start + image.readUInt32LE(0x24c)
-  return end <= image.length ? image.subarray(start, end) : undefined
-}
-
-/** True when an ELF64 kernel carries the Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY, 18). */
-export function hasPvhNote(elf: Buffer): boolean {
-  if (elf.length < 64 || elf.toString('latin1', 0, 4) !== '\x7fELF' || elf[4] !== 2 || elf[5] !== 1) return false
-  const phoff = Number(elf.readBigUInt64LE(0x20))
-  const phentsize = elf.readUInt16LE(0x36)
-  const phnum = elf.readUInt16LE(0x38)
-  for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize
-    if (ph + 56 > elf.length || elf.readUInt32LE(ph) !== 4 /* PT_NOTE */) continue
-    let offset = Number(elf.readBigUInt64LE(ph + 8))
-    const end = offset + Number(elf.readBigUInt64LE(ph + 32))
-    while (offset + 12 <= end && end <= elf.length) {
-      const nameSize = elf.readUInt32LE(offset)
-      const descSize = elf.readUInt32LE(offset + 4)
-      const type = elf.readUInt32LE(offset + 8)
-      const name = elf.toString('latin1', offset + 12, offset + 12 + nameSize).replace(/\0+$/, '')
-      if (name === 'Xen' && type === 18) return true
-      offset += 12 + Math.ceil(nameSize / 4) * 4 + Math.ceil(descSize / 4) * 4
-    }
-  }
-  return false
 }
 
 /**
@@ -294,8 +273,8 @@ export async function buildDistroInitramfs(version: string, modulesDir: string):
   try {
     const builtin = parseModulesBuiltin(builtinText)
     const dependencies = parseModulesDep(modulesDep)
-    order = resolveModuleOrder(dependencies, BOOT_MODULES, builtin)
-    shipped = resolveModuleOrder(dependencies, [...BOOT_MODULES, ...ON_DEMAND_MODULES], builtin)
+    order = resolveModuleOrder(dependencies, modulesThisKernelHas(BOOT_MODULES, dependencies, builtin), builtin)
+    shipped = resolveModuleOrder(dependencies, modulesThisKernelHas([...BOOT_MODULES, ...ON_DEMAND_MODULES], dependencies, builtin), builtin)
   } catch (error) {
     if (error instanceof PmemlabError) {
       throw new PmemlabError(`kernel ${version}: ${error.message}`, error.exitCode, error.hint)
