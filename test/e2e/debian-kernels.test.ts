@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict'
+import {after, before, describe, test} from 'node:test'
+import {makeLab, type Lab} from './cli.js'
+
+/**
+ * Debian's prebuilt kernels from the real archive (deb.debian.org, or PMEMLAB_DEBIAN_MIRROR):
+ * each is resolved in the suites' Packages indexes, downloaded and checked against the index,
+ * unpacked into the shared cache (kept there, so a second run downloads nothing), and booted
+ * with its own modules in the generated initramfs. The guest must run that kernel, unpacked
+ * from the signed package (no taint), and see every pmem device.
+ */
+const M = 1024 ** 2
+const DEAD_MIRROR = 'http://127.0.0.1:9/debian'
+
+interface Version {
+  spec: string
+  /** The series the kernel must be of, and the suite it must come from. */
+  series: string
+  suite: string
+}
+
+// 5.10 unqualified, so that one resolution reads every suite's index; the others name theirs.
+const VERSIONS: Version[] = [
+  {spec: 'debian:5.10', series: '5.10', suite: 'bullseye'},
+  {spec: 'debian:6.1/bookworm', series: '6.1', suite: 'bookworm'},
+  {spec: 'debian:6.12/trixie', series: '6.12', suite: 'trixie'},
+  {spec: 'debian:7/sid', series: '7', suite: 'sid'},
+]
+
+/** "debian:6.12/trixie: taking linux-image-6.12.117+deb13-amd64 6.12.117-1 (trixie), ..." or "...: linux-image-... (trixie), cached as KEY". */
+function takenPackage(stderr: string, spec: string): {abi: string; version: string; suites: string[]} {
+  const escaped = spec.replace(/[.+/]/g, '\\$&')
+  const match = new RegExp(`^pmemlab: ${escaped}: (?:taking )?linux-image-(\\S+?)(?:-unsigned)? (\\S+) \\(([^)]+)\\)`, 'm').exec(stderr)
+  assert.ok(match, `stderr names the package taken for ${spec}:\n${stderr}`)
+  return {abi: match[1], version: match[2], suites: match[3].split(', ')}
+}
+
+function assertOneErrorLine(stderr: string, expected: RegExp): void {
+  const lines = stderr.trim().split('\n')
+  const errors = lines.filter((line) => line.startsWith('pmemlab: error:'))
+  assert.equal(errors.length, 1, stderr)
+  assert.equal(lines.at(-1), errors[0], `stderr ends with the error:\n${stderr}`)
+  assert.match(errors[0], expected)
+}
+
+describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
+  let lab: Lab
+  const taken = new Map<string, {abi: string; version: string; suites: string[]}>()
+  before(async () => {
+    lab = await makeLab()
+  })
+  after(async () => {
+    await lab.pmemlab(['down', '--all', '--timeout', '5'])
+    await lab.dispose()
+  })
+
+  test('the guest image is there (built when missing)', async () => {
+    const built = await lab.pmemlab(['image', 'build'], {timeout: 900_000})
+    assert.equal(built.exitCode, 0, built.stderr)
+  })
+
+  for (const {spec, series, suite} of VERSIONS) {
+    test(`up --kernel ${spec} boots Debian's ${series} kernel from ${suite}: uname -r is its ABI, no taint, memmap, NVDIMM and virtio-pmem appear`, async () => {
+      const result = await lab.pmemlab(['up', '--kernel', spec, '--memmap', '256M', '--nvdimm', '512M', '--virtio-pmem', '128M', '--',
+        'sh', '-c', 'echo "uname $(uname -r)"; echo "tainted $(cat /proc/sys/kernel/tainted)"; pmemlab-check'])
+      assert.equal(result.exitCode, 0, `${result.stdout}\n${result.stderr}`)
+      const kernel = takenPackage(result.stderr, spec)
+      taken.set(spec, kernel)
+      assert.ok(kernel.suites.includes(suite), `${spec} came from ${suite}: ${kernel.suites.join(', ')}`)
+      assert.ok(kernel.version === series || kernel.version.startsWith(`${series}.`), `${kernel.version} is a ${series} kernel`)
+      assert.match(result.stdout, new RegExp(`^uname ${kernel.abi.replace(/[.+]/g, '\\$&')}$`, 'm'), 'the guest runs the kernel taken')
+      assert.match(result.stdout, /^tainted 0$/m, 'signed modules load without tainting the kernel')
+      assert.match(result.stdout, new RegExp(`^ok \\d+ - /dev/pmem\\d+ \\(e820, ${256 * M} bytes\\) readback$`, 'm'), 'the memmap range')
+      assert.match(result.stdout, new RegExp(`^ok \\d+ - /dev/pmem\\d+ \\(nvdimm, ${512 * M} bytes\\) readback$`, 'm'), 'the NVDIMM')
+      assert.match(result.stdout, new RegExp(`^ok \\d+ - /dev/pmem\\d+ \\(virtio-pmem, ${128 * M} bytes\\) readback$`, 'm'), 'the virtio-pmem device')
+      assert.doesNotMatch(result.stdout, /^not ok/m)
+      assert.deepEqual(await lab.qemuProcesses(), [])
+    })
+  }
+
+  test('once cached, debian:X resolves without the network and names the package taken', async () => {
+    for (const {spec} of VERSIONS) {
+      const result = await lab.pmemlab(['up', '--kernel', spec, '--dry-run'], {env: {PMEMLAB_DEBIAN_MIRROR: DEAD_MIRROR}})
+      assert.equal(result.exitCode, 0, result.stderr)
+      const kernel = takenPackage(result.stderr, spec)
+      assert.deepEqual(kernel, taken.get(spec), 'the kernel booted above')
+      assert.match(result.stderr, /cached as [0-9a-f]{12}/)
+      assert.match(result.stdout, /-kernel \S*\/debian-kernels\/[0-9a-f]{64}\/(vmlinux|root\/\S*vmlinuz\S*) /)
+    }
+  })
+
+  test('kernel ls lists each with its ABI, suite, package version and size; kernel pull finds them cached', async () => {
+    const listed = await lab.pmemlab(['kernel', 'ls', '--json'])
+    assert.equal(listed.exitCode, 0, listed.stderr)
+    const entries = (JSON.parse(listed.stdout) as Array<{kind: string; key: string; abi?: string; version?: string; suites?: string[]; bytes: number}>).filter((e) => e.kind === 'debian')
+    for (const {spec, suite} of VERSIONS) {
+      const kernel = taken.get(spec)!
+      const entry = entries.find((e) => e.abi === kernel.abi && e.version === kernel.version)
+      assert.ok(entry, `${kernel.abi} is listed`)
+      assert.ok(entry.suites?.includes(suite))
+      assert.ok(entry.bytes > 50 * M, `${entry.bytes} bytes`)
+    }
+    const table = await lab.pmemlab(['kernel', 'ls'])
+    for (const {spec, suite} of VERSIONS) {
+      const {abi, version} = taken.get(spec)!
+      const row = table.stdout.split('\n').find((line) => line.includes(` ${abi} `))
+      assert.ok(row, `a row for ${abi}:\n${table.stdout}`)
+      assert.match(row, new RegExp(`debian .*${suite}.* linux-image-\\S+ ${version.replace(/[.+~]/g, '\\$&')} .* \\d+(\\.\\d)? MiB$`))
+    }
+    const pulled = await lab.pmemlab(['kernel', 'pull', 'debian:7/sid', '--json'])
+    assert.equal(pulled.exitCode, 0, pulled.stderr)
+    const [again] = JSON.parse(pulled.stdout) as Array<{abi: string; downloaded: boolean}>
+    assert.equal(again.downloaded, false, 'the newest sid kernel is the one cached')
+    assert.equal(again.abi, taken.get('debian:7/sid')!.abi)
+  })
+
+  test('bad input: a malformed spec (exit 2), a version no index holds (exit 4, naming what they hold), one line each, nothing started', async () => {
+    const malformed = await lab.pmemlab(['up', '--kernel', 'debian:latest', '--', 'true'])
+    assert.equal(malformed.exitCode, 2, malformed.stderr)
+    assertOneErrorLine(malformed.stderr, /^pmemlab: error: "debian:latest" is not a Debian kernel version: write debian:VERSION\[\/SUITE\]/)
+
+    const unknown = await lab.pmemlab(['up', '--kernel', 'debian:4.19', '--', 'true'])
+    assert.equal(unknown.exitCode, 4, unknown.stderr)
+    assert.equal(unknown.stdout, '')
+    assertOneErrorLine(unknown.stderr, /^pmemlab: error: no Debian kernel matches debian:4\.19: the indexes of (?=[a-z, -]*\bbullseye\b)(?=[a-z, -]*\bsid\b)[a-z, -]+ hold 5\.10\.\d+.*; 6\.1\.\d+.*; 6\.12\.\d+.*; 7\.\d+\.\d+.*: pick one of those versions$/)
+    assert.deepEqual(await lab.qemuProcesses(), [])
+    assert.deepEqual(await lab.vmDirs(), [])
+  })
+
+  test('kernel rm removes one; without it and without the archive, the run stops naming the URL (exit 1)', async () => {
+    const {abi} = taken.get('debian:6.1/bookworm')!
+    const removed = await lab.pmemlab(['kernel', 'rm', 'debian:6.1/bookworm'])
+    assert.equal(removed.exitCode, 0, removed.stderr)
+    assert.match(removed.stdout, /^[0-9a-f]{64}$/m)
+    assert.match(removed.stderr, new RegExp(`removed [0-9a-f]{12} \\(Debian ${abi.replace(/[.+]/g, '\\$&')}, `))
+    const listed = JSON.parse((await lab.pmemlab(['kernel', 'ls', '--json'])).stdout) as Array<{abi?: string}>
+    assert.ok(!listed.some((e) => e.abi === abi), `${abi} is gone`)
+
+    const offline = await lab.pmemlab(['up', '--kernel', 'debian:6.1/bookworm', '--', 'true'], {env: {PMEMLAB_DEBIAN_MIRROR: DEAD_MIRROR}})
+    assert.equal(offline.exitCode, 1, offline.stderr)
+    assertOneErrorLine(offline.stderr, new RegExp(`^pmemlab: error: cannot read Debian's index ${DEAD_MIRROR}/dists/bookworm/main/binary-amd64/Packages\\.xz: .*ECONNREFUSED`))
+    assert.deepEqual(await lab.qemuProcesses(), [])
+
+    const again = await lab.pmemlab(['kernel', 'rm', 'debian:6.1/bookworm'])
+    assert.equal(again.exitCode, 4, again.stderr)
+    assertOneErrorLine(again.stderr, /^pmemlab: error: no cached Debian kernel matches debian:6\.1\/bookworm: see pmemlab kernel ls$/)
+  })
+})
