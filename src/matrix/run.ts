@@ -15,7 +15,7 @@ import {copyFile, mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
-import {ExitCode, PmemlabError} from '../core/errors.js'
+import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {resolveImage} from '../image/resolve.js'
 import {buildKernel, type BuildResult} from '../kernel/build.js'
@@ -81,7 +81,19 @@ export async function runMatrix(options: MatrixRunOptions): Promise<MatrixRunRes
   const {plan} = options
   const expansion = expandCells(plan)
   const cells = options.cell === undefined ? expansion.cells : [findCell(expansion, options.cell, plan.file)]
-  for (const suite of plan.suites) if (suite.source !== 'builtin') await loadUserSuite(planPath(plan, suite.source), 120)
+  for (const suite of plan.suites) {
+    if (suite.source === 'builtin') continue
+    // Checked as pmemlab test will, but named by where the file lists it.
+    await loadUserSuite(planPath(plan, suite.source), 120).catch((error: unknown) => {
+      if (!(error instanceof PmemlabError)) throw error
+      throw new PmemlabError(`${suite.where}: suite ${suite.source}: ${error.message.replace(/^--suite \S+: /, '')}`, error.exitCode, error.hint)
+    })
+  }
+  for (const kernel of new Set(cells.map((c) => c.kernel))) {
+    if (kernel.kind === 'path' && !(await stat(planPath(plan, kernel.spec!)).catch(() => undefined))) {
+      throw usageError(`${kernel.where}: kernel ${kernel.spec} does not exist (${planPath(plan, kernel.spec!)})`, 'paths are relative to the matrix file')
+    }
+  }
   let jobs = options.jobs ?? (plan.jobs === 'auto' ? undefined : plan.jobs)
   if (jobs === undefined) {
     const host = {cores: availableParallelism(), availableMemory: (await probeHostCapacity(tmpdir())).availableMemory}
