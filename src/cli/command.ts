@@ -21,8 +21,9 @@ export abstract class PmemlabCommand extends Command {
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
     if (error instanceof PmemlabError) {
       process.exitCode = error.exitCode
-      // An interrupt was already announced by the signal handler: no stray error line after it.
-      if (error.exitCode === ExitCode.interrupted) return
+      // A lab interrupt was already announced by its signal handler (an empty message): no stray
+      // error line after it. Other interrupts (a kernel build's) say what was kept.
+      if (error.exitCode === ExitCode.interrupted && error.message === '') return
       log.error(error.oneLine())
       for (const line of error.details) process.stderr.write(`  | ${line}\n`)
       process.exitCode = error.exitCode

@@ -359,7 +359,7 @@ export class LabSession {
    * own (the signal handler says what happened), a dead or hung VM is named, anything else stays.
    */
   async explain(error: unknown): Promise<unknown> {
-    if (this.interrupted) return new PmemlabError('interrupted', ExitCode.interrupted)
+    if (this.interrupted) return new PmemlabError('', ExitCode.interrupted)
     if (this.done || error instanceof PmemlabError) return error
     return (await deathOf(this.record, this.exitOf, error)) ?? error
   }
