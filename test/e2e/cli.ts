@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import {execa, type ResultPromise} from 'execa'
 import {mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -88,3 +89,12 @@ dd if=/tmp/pattern of=/dev/${dev} bs=1M oflag=direct conv=fsync status=none
 sync; echo 3 > /proc/sys/vm/drop_caches
 dd if=/dev/${dev} of=/tmp/back bs=1M count=4 iflag=direct status=none
 if cmp -s /tmp/pattern /tmp/back; then echo same; else echo differ; fi`
+
+/** stderr ends with the one error line, and it is the only one; it matches expected. */
+export function assertOneErrorLine(stderr: string, expected: RegExp): void {
+  const lines = stderr.trim().split('\n')
+  const errors = lines.filter((line) => line.startsWith('pmemlab: error:'))
+  assert.equal(errors.length, 1, stderr)
+  assert.equal(lines.at(-1), errors[0], `stderr ends with the error:\n${stderr}`)
+  assert.match(errors[0], expected)
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
-import {makeLab, type Lab} from './cli.js'
+import {assertOneErrorLine, makeLab, type Lab} from './cli.js'
 
 /**
  * Debian's prebuilt kernels from the real archive (deb.debian.org, or PMEMLAB_DEBIAN_MIRROR):
@@ -35,13 +35,6 @@ function takenPackage(stderr: string, spec: string): {abi: string; version: stri
   return {abi: match[1], version: match[2], suites: match[3].split(', ')}
 }
 
-function assertOneErrorLine(stderr: string, expected: RegExp): void {
-  const lines = stderr.trim().split('\n')
-  const errors = lines.filter((line) => line.startsWith('pmemlab: error:'))
-  assert.equal(errors.length, 1, stderr)
-  assert.equal(lines.at(-1), errors[0], `stderr ends with the error:\n${stderr}`)
-  assert.match(errors[0], expected)
-}
 
 describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
   let lab: Lab

@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {execa} from 'execa'
-import {makeLab, type Lab} from './cli.js'
+import {assertOneErrorLine, makeLab, type Lab} from './cli.js'
 
 /**
  * Issue 9's injected faults, for the cache: a file system that fills up during an image build
@@ -78,14 +78,6 @@ describe('faults injected into the cache', {timeout: 1_800_000}, () => {
 
   const names = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).sort()
 
-  /** stderr ends with the one error line, and it is the only one. */
-  function assertOneErrorLine(stderr: string, expected: RegExp): void {
-    const lines = stderr.trim().split('\n')
-    const errors = lines.filter((line) => line.startsWith('pmemlab: error:'))
-    assert.equal(errors.length, 1, stderr)
-    assert.equal(lines.at(-1), errors[0], `stderr ends with the error:\n${stderr}`)
-    assert.match(errors[0], expected)
-  }
 
   const noSpaceLine = (doing: string) =>
     new RegExp(`^pmemlab: error: no space left on device while ${doing} in ${escape(cache)} \\(a 64 MiB tmpfs\\): free space there, or point PMEMLAB_CACHE_DIR at a larger file system$`)
