@@ -35,7 +35,13 @@ const cellTest = z.object({
 
 const plannedCell = z.object({id: z.string(), kernel: z.string(), topology: z.string(), filesystem: z.string(), suite: z.string()}).strict()
 
-const attemptRecord = z.object({verdict: z.enum(['pass', 'fail', 'skip', 'error']), reason: z.string(), durationMs: z.number()})
+const attemptRecord = z.object({
+  verdict: z.enum(['pass', 'fail', 'skip', 'error']),
+  reason: z.string(),
+  durationMs: z.number(),
+  /** The `pmemlab` arguments the attempt ran, so that a cell can be rerun by hand (and timed alone). */
+  command: z.array(z.string()).optional(),
+})
 
 const cellRecordShape = z
   .object({

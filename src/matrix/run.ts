@@ -285,6 +285,7 @@ class MatrixRun {
     const startedAt = new Date().toISOString()
     const started = Date.now()
     const attempts: AttemptFact[] = []
+    const commands: string[][] = []
     const reports: Array<TestReport | undefined> = []
     do {
       const n = attempts.length + 1
@@ -302,16 +303,17 @@ class MatrixRun {
       const kept = childError(stderr).keptLog
       if (kept && !(await nonEmpty(at(files.console)))) await copyFile(kept, at(files.console)).catch(() => undefined)
       attempts.push(fact)
+      commands.push(args)
       reports.push(report)
     } while (!this.interrupted && wantsRetry(attempts, this.retries))
     const decision = this.decide(state, cell, attempts)
     const deciding = decision.decidedBy.attempt ?? attempts.length
     const report = reports[deciding - 1]
-    await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding})
+    await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, commands})
   }
 
   /** Writes the cell's directory and record, and shows its state. */
-  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number}): Promise<void> {
+  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number; commands: string[][]}): Promise<void> {
     if (this.records.has(cell.id)) return
     const dir = cellDir(this.output, cell.id)
     await mkdir(join(dir, 'kernel'), {recursive: true})
@@ -330,7 +332,10 @@ class MatrixRun {
       decision,
       kernelVersion: state.version,
       build: state.build?.record,
-      attempts: attempts.map((a) => ({verdict: attemptVerdict(a).verdict, reason: attemptVerdict(a).reason, durationMs: a.durationMs})),
+      attempts: attempts.map((a, i) => {
+        const {verdict, reason} = attemptVerdict(a)
+        return {verdict, reason, durationMs: a.durationMs, ...(ran?.commands[i] ? {command: ran.commands[i]} : {})}
+      }),
       startedAt: ran?.startedAt,
       tests: ran?.tests,
       artifacts,

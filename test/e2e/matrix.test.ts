@@ -101,7 +101,11 @@ describe('pmemlab matrix', {timeout: 1_200_000}, () => {
       assert.deepEqual(cell.tests.map((t) => `${t.id} ${t.status}`), [`tiny/${fs}/check.sh pass`, 'kernel/console/no Oops, BUG, WARNING, lockdep report or panic on the console pass'])
       assert.match(cell.kernel.version ?? '', /^\d+\.\d+/)
       const cellDir = join(output, 'cells', cell.id)
-      assert.deepEqual(JSON.parse(await readFile(join(cellDir, 'cell.json'), 'utf8')).state, 'pass')
+      const record = JSON.parse(await readFile(join(cellDir, 'cell.json'), 'utf8')) as {state: string; attempts: Array<{command?: string[]}>}
+      assert.equal(record.state, 'pass')
+      // The command the attempt ran, to rerun the cell by hand.
+      const command = record.attempts[0].command ?? []
+      assert.deepEqual([command[0], command[command.indexOf('--fs') + 1], command[command.indexOf('--suite') + 1]], ['test', fs, join(dir, 'tiny')])
       assert.match(await readFile(join(cellDir, cell.artifacts.console), 'utf8'), /Linux version/)
       assert.equal(JSON.parse(await readFile(join(cellDir, cell.artifacts.results), 'utf8')).ok, true)
       assert.match(await readFile(join(cellDir, cell.artifacts.junit), 'utf8'), /<testsuites /)

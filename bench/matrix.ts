@@ -1,0 +1,89 @@
+/**
+ * Matrix benchmark: one `pmemlab matrix FILE` run against the same cells run one after another
+ * with `pmemlab test`, as someone without the matrix would run them, in one go on this machine.
+ * The sequential runs replay the exact command each cell's attempt recorded in its cell.json, so
+ * both sides run the same kernels, image, topology, filesystem and suite; only the scheduling
+ * differs (the matrix adds its kernel gates, and runs cells side by side up to --jobs).
+ *
+ * Kernels and the image are warmed first (pulled, unpacked, one boot each) so that neither side
+ * pays a download or an initramfs the other one does not.
+ *
+ *   npm run build && node dist/bench/matrix.js [--file examples/matrix-prebuilt.yaml] [--jobs auto]
+ */
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+import {execa} from 'execa'
+import {renderTable} from '../src/core/table.js'
+
+const {values} = parseArgs({options: {file: {type: 'string', default: 'examples/matrix-prebuilt.yaml'}, jobs: {type: 'string', default: 'auto'}}})
+const runJs = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const work = await mkdtemp(join(tmpdir(), 'pmemlab-bench-matrix-'))
+const env = {...process.env, PMEMLAB_STATE_DIR: join(work, 'state')}
+
+interface CellJson {
+  id: string
+  state: string
+  durationMs: number
+  attempts: Array<{command?: string[]; durationMs: number}>
+}
+
+const pmemlab = (args: string[], options: {reject?: boolean} = {}) => execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore', stderr: 'inherit', reject: options.reject ?? true})
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+/** A recorded attempt's command, its output files moved under DIR so the matrix's stay intact. */
+function replayed(command: string[], dir: string): string[] {
+  const args = [...command]
+  for (const [flag, file] of [['--junit', 'junit.xml'], ['--console-log', 'console.log']] as const) {
+    const at = args.indexOf(flag)
+    if (at >= 0) args[at + 1] = join(dir, file)
+  }
+  return args
+}
+
+try {
+  const listed = await pmemlab(['matrix', values.file!, '--list', '--json'])
+  const kernels = [...new Set((JSON.parse(listed.stdout) as {include: Array<{kernel_label: string}>}).include.map((c) => c.kernel_label))]
+  process.stderr.write(`warming the image and ${kernels.length} kernels (not timed)\n`)
+  await pmemlab(['image', 'build'])
+  for (const kernel of kernels) await pmemlab(['up', '--kernel', kernel, '--', 'true'])
+
+  process.stderr.write(`running pmemlab matrix ${values.file} --jobs ${values.jobs} (progress below)\n`)
+  const output = join(work, 'matrix')
+  const matrixStarted = performance.now()
+  const matrix = await pmemlab(['matrix', values.file!, '--jobs', values.jobs!, '--output', output, '--json'], {reject: false})
+  const matrixWall = performance.now() - matrixStarted
+  const cells = (JSON.parse(matrix.stdout) as {cells: CellJson[]}).cells
+  const runnable = cells.filter((c) => c.attempts[0]?.command)
+
+  process.stderr.write(`running the same ${runnable.length} cells one after another with pmemlab test\n`)
+  const sequential: Array<{id: string; ms: number; exitCode: number}> = []
+  const sequentialStarted = performance.now()
+  for (const [i, cell] of runnable.entries()) {
+    const started = performance.now()
+    const run = await pmemlab(replayed(cell.attempts[0].command!, join(work, `sequential-${i}`)), {reject: false})
+    sequential.push({id: cell.id, ms: performance.now() - started, exitCode: run.exitCode ?? -1})
+  }
+  const sequentialWall = performance.now() - sequentialStarted
+
+  const rows = runnable.map((cell, i) => [cell.id, cell.state, seconds(cell.attempts[0].durationMs), seconds(sequential[i].ms), String(sequential[i].exitCode)])
+  const ratio = matrixWall / sequentialWall
+  process.stdout.write(
+    `${values.file}: ${cells.length} cells (matrix exit ${matrix.exitCode})\n\n` +
+      renderTable(['CELL', 'MATRIX STATE', 'IN MATRIX', 'ALONE (pmemlab test)', 'EXIT'], rows) +
+      '\n' +
+      renderTable(
+        ['RUN', 'WALL'],
+        [
+          [`pmemlab matrix --jobs ${values.jobs} (gates included)`, seconds(matrixWall)],
+          ['pmemlab test, cell after cell', seconds(sequentialWall)],
+          ['ratio matrix / sequential (target <= 0.65)', ratio.toFixed(3)],
+        ],
+      ),
+  )
+  if (matrix.exitCode !== 0 || sequential.some((s) => s.exitCode !== 0)) process.exitCode = 1
+} finally {
+  await rm(work, {recursive: true, force: true})
+}
