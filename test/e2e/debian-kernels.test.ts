@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
-import {assertOneErrorLine, makeLab, type Lab} from './cli.js'
+import {mkdtemp, readFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {assertOneErrorLine, makeLab, root, type Lab} from './cli.js'
 
 /**
  * Debian's prebuilt kernels from the real archive (deb.debian.org, or PMEMLAB_DEBIAN_MIRROR):
@@ -35,6 +38,17 @@ function takenPackage(stderr: string, spec: string): {abi: string; version: stri
   return {abi: match[1], version: match[2], suites: match[3].split(', ')}
 }
 
+/** What a failed run said, its end first: CI shows only the head of a long assertion message. */
+const failure = (run: {exitCode?: number; stdout: string; stderr: string}) =>
+  `exit ${run.exitCode}; stderr ends:\n${run.stderr.trimEnd().split('\n').slice(-25).join('\n')}\nstdout ends:\n${run.stdout.trimEnd().split('\n').slice(-15).join('\n')}`
+
+interface MatrixCell {
+  id: string
+  state: string
+  reason: string
+  kernel: {label: string; version?: string}
+  tests: Array<{id: string; status: string}>
+}
 
 describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
   let lab: Lab
@@ -56,7 +70,7 @@ describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
     test(`up --kernel ${spec} boots Debian's ${series} kernel from ${suite}: uname -r is its ABI, no taint, memmap, NVDIMM and virtio-pmem appear`, async () => {
       const result = await lab.pmemlab(['up', '--kernel', spec, '--memmap', '256M', '--nvdimm', '512M', '--virtio-pmem', '128M', '--',
         'sh', '-c', 'echo "uname $(uname -r)"; echo "tainted $(cat /proc/sys/kernel/tainted)"; pmemlab-check'])
-      assert.equal(result.exitCode, 0, `${result.stdout}\n${result.stderr}`)
+      assert.equal(result.exitCode, 0, failure(result))
       const kernel = takenPackage(result.stderr, spec)
       taken.set(spec, kernel)
       assert.ok(kernel.suites.includes(suite), `${spec} came from ${suite}: ${kernel.suites.join(', ')}`)
@@ -80,6 +94,29 @@ describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
       assert.match(result.stderr, /cached as [0-9a-f]{12}/)
       assert.match(result.stdout, /-kernel \S*\/debian-kernels\/[0-9a-f]{64}\/(vmlinux|root\/\S*vmlinuz\S*) /)
     }
+  })
+
+  test('examples/matrix-prebuilt.yaml: Debian 5.10, 6.12 and 7.x and the host kernel each pass the built-in suite on ext4 and xfs', async () => {
+    const output = join(await mkdtemp(join(tmpdir(), 'pmemlab-matrix-prebuilt-')), 'out')
+    const run = await lab.pmemlab(['matrix', join(root, 'examples', 'matrix-prebuilt.yaml'), '--output', output, '--json'], {timeout: 1_500_000})
+    assert.equal(run.exitCode, 0, failure(run))
+    const cells = (JSON.parse(run.stdout) as {cells: MatrixCell[]}).cells
+    assert.deepEqual(
+      cells.map((c) => [c.id, c.state]),
+      ['debian-5.10', 'debian-6.12', 'debian-7', 'distro'].flatMap((k) => ['ext4', 'xfs'].map((fs) => [`${k}-pmem-${fs}-builtin`, 'pass'])),
+      cells.map((c) => `${c.id} ${c.state}: ${c.reason}`).join('\n'),
+    )
+    const series = new Set(cells.filter((c) => c.kernel.label.startsWith('debian:')).map((c) => /^\d+\.\d+/.exec(c.kernel.version ?? '')?.[0]))
+    assert.equal(series.size, 3, `three Debian kernel series: ${[...series].join(', ')}`)
+    for (const cell of cells) {
+      assert.ok(cell.kernel.version?.startsWith(cell.kernel.label.replace(/^debian:/, '').replace(/^distro$/, '')), `${cell.id} ran ${cell.kernel.version}`)
+      const suiteTests = cell.tests.filter((t) => !t.id.startsWith('kernel/console/'))
+      assert.ok(suiteTests.length >= 10, `${cell.id}: the built-in suite ran (${suiteTests.length} tests)`)
+      assert.deepEqual(cell.tests.filter((t) => t.status !== 'pass' && t.status !== 'skip'), [], cell.id)
+    }
+    assert.match(await readFile(join(output, 'summary.md'), 'utf8'), /\*\*PASSED\*\*: 8 pass, 0 flaky, 0 fail, 0 error, 0 skip of 8 cells/)
+    assert.deepEqual(await lab.qemuProcesses(), [])
+    assert.deepEqual(await lab.vmDirs(), [])
   })
 
   test('kernel ls lists each with its ABI, suite, package version and size; kernel pull finds them cached', async () => {
