@@ -106,14 +106,15 @@ describe('faults injected into the cache', {timeout: 1_800_000}, () => {
   })
 
   test('a kernel build that fills the cache while extracting: one line, exit 1, no xz or make left, no entry or source tree', {skip: needsRoot || (existsSync(TARBALL) ? false : `${TARBALL} is not installed`)}, async () => {
-    const started = Date.now()
     const result = await pmemlab(['kernel', 'build', '--source', TARBALL])
     assert.equal(result.exitCode, 1, result.stderr)
     assert.equal(result.stdout, '')
     assertOneErrorLine(result.stderr, noSpaceLine('building a kernel'))
     assert.deepEqual(await leftovers(), [], 'no xz, tar or make left running')
-    // It stops at the first file that cannot be written, not after decompressing the whole tarball.
-    assert.ok(Date.now() - started < 120_000, `took ${Date.now() - started} ms`)
+    // It stops at the first file that cannot be written, not after decompressing the whole tarball
+    // (said without a clock: these machines are shared, so wall time proves nothing).
+    assert.match(result.stderr, /^pmemlab: extracting /m)
+    assert.doesNotMatch(result.stderr, /extracted in/)
 
     const listed = await pmemlab(['kernel', 'ls', '--json'])
     assert.equal(listed.exitCode, 0, listed.stderr)
