@@ -1,6 +1,6 @@
 /**
- * The content address of a kernel build: sha256 over what decides the kernel (source, base
- * config, merged fragment, compiler, architecture), so the same inputs find the same entry.
+ * The content address of a kernel build: sha256 over what decides the kernel (source, patches,
+ * base config, merged fragment, compiler, architecture), so the same inputs find the same entry.
  * Pure: data in, data out.
  */
 import {createHash} from 'node:crypto'
@@ -20,6 +20,8 @@ export interface KeyInputs {
   /** First line of `gcc --version`. */
   compiler: string
   arch: string
+  /** The sha256 of each --patch, in the order applied (patch.ts patchKeyPart). */
+  patches?: readonly string[]
 }
 
 /** Comments and blank lines dropped, lines trimmed and sorted: the fragment's meaning, not its layout. */
@@ -34,8 +36,10 @@ export function normaliseFragmentText(text: string): string {
 /** The content address of a build: sha256 over its inputs. */
 export function computeKey(inputs: KeyInputs): string {
   const source = Object.fromEntries(Object.entries(inputs.source).sort(([a], [b]) => a.localeCompare(b)))
+  // Only a patched build has the field, so the keys of every unpatched entry stay what they were.
+  const patches = inputs.patches && inputs.patches.length > 0 ? {patches: [...inputs.patches]} : {}
   return sha256(
-    JSON.stringify({format: KEY_FORMAT, source, base: inputs.base, fragment: normaliseFragmentText(inputs.fragment), compiler: inputs.compiler.trim(), arch: inputs.arch}),
+    JSON.stringify({format: KEY_FORMAT, source, base: inputs.base, fragment: normaliseFragmentText(inputs.fragment), compiler: inputs.compiler.trim(), arch: inputs.arch, ...patches}),
   )
 }
 
