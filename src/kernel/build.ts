@@ -11,9 +11,10 @@
  * Layout under cacheDir():
  *   downloads/linux-X.tar.xz (+ .sha256)   verified tarballs; written under a temp name, renamed when the sum matches
  *   build/src-<sha>/                        extracted sources, one per tarball (or git commit); reused
+ *   build/src-<sha>-patched-<id>/           a patched copy of one, per ordered --patch set (patch-tree.ts); reused
  *   build/out-<key>-<pid>/                  make's O= directory while a build runs
  *   build/failed-<key>.log                  the make output of the last failed build of a key
- *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map
+ *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched)
  *   kernels/<key>.lock                      held (pid inside) while a key is being built
  */
 import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
@@ -30,6 +31,8 @@ import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
 import {computeKey, makefileVersion, type KernelBase} from './key.js'
 import {compileKernel, formatDuration, Interrupt, toolchain, type MakeContext} from './make.js'
+import {patchKeyPart, patchRecords} from './patch.js'
+import {readPatches} from './patch-tree.js'
 import {prepareSource, readKconfigTree, sourceDir, sourceOfRecord, type KernelSource} from './source.js'
 import {findOne, readEntry, type BuildJson} from './store.js'
 
@@ -39,6 +42,8 @@ export interface BuildRequest {
   configs?: string[]
   /** --set CONFIG_X=VALUE, applied last. */
   sets?: string[]
+  /** --patch FILE, applied in this order to pmemlab's copy of the source before configuring. */
+  patches?: string[]
   /** Add kernel-configs/debug.config. */
   debug?: boolean
   base?: KernelBase
@@ -84,10 +89,12 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
   interrupt.install()
   try {
     const loaded = await loadFragments(request)
-    const [prepared, tools] = await Promise.all([prepareSource(request.source, interrupt.aborted), toolchain()])
+    // Read before anything is downloaded: a missing patch fails at once, and what is hashed is what is applied.
+    const patches = await readPatches(request.patches ?? [])
+    const [prepared, tools] = await Promise.all([prepareSource(request.source, interrupt.aborted, patches), toolchain()])
     // Options scoped to other kernel versions leave the set here, so the key never sees a range.
     const {extractMs: versionExtractMs, ...fragments} = await fragmentsForSource(loaded, prepared, interrupt)
-    const key = computeKey({source: prepared.keySource, base, fragment: fragments.text, compiler: tools.compiler, arch})
+    const key = computeKey({source: prepared.keySource, base, fragment: fragments.text, compiler: tools.compiler, arch, patches: patchKeyPart(patches)})
     const entryDir = join(kernelsDir(), key)
     const cached = await readEntry(entryDir)
     if (cached) {
@@ -131,6 +138,10 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       await copyFile(configPath, join(tempEntry, '.config'))
       await copyFile(join(outDir, 'System.map'), join(tempEntry, 'System.map')).catch(() => undefined)
       if (request.debug) await copyFile(join(outDir, 'vmlinux'), join(tempEntry, 'vmlinux'))
+      // The entry keeps the patches it was built with, to explain the kernel and build it again.
+      const patchList = patchRecords(patches)
+      if (patchList.length > 0) await mkdir(join(tempEntry, 'patches'))
+      for (const [i, record] of patchList.entries()) await writeFile(join(tempEntry, record.file), patches[i].bytes)
       const build: BuildJson = {
         key,
         version: prepared.record.kind === 'version' ? prepared.record.version : kernelVersion,
@@ -140,6 +151,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
         debug: request.debug === true,
         fragments: fragments.records,
         sets: request.sets ?? [],
+        patches: patchList,
         requested: Object.fromEntries([...fragments.merged.options].map(([symbol, option]) => [`CONFIG_${symbol}`, option.value])),
         notInThisVersion: fragments.notInThisVersion,
         compiler: tools.compiler,
@@ -212,11 +224,16 @@ export async function explainSymbol(request: ExplainRequest): Promise<ExplainRes
   if (!/^[A-Za-z0-9_]+$/.test(symbol)) throw usageError(`--explain ${request.symbol}: expected a symbol such as CONFIG_DEV_DAX`)
   let configText: string | undefined
   let source = request.source
+  let patches: string[] = []
   if (request.kernel) {
     const entry = await findOne(request.kernel)
     if (!entry) throw usageError(`--kernel ${request.kernel}: expected a kernel key, version or "latest"`)
     configText = await readFile(join(entry.dir, entry.build.files.config), 'utf8')
-    source ??= sourceOfRecord(entry.build.source)
+    if (!source) {
+      source = sourceOfRecord(entry.build.source)
+      // A patched kernel's Kconfig is the patched one: the entry kept the patches.
+      patches = (entry.build.patches ?? []).map((patch) => join(entry.dir, patch.file))
+    }
   }
   if (request.dotConfig) {
     try {
@@ -226,7 +243,7 @@ export async function explainSymbol(request: ExplainRequest): Promise<ExplainRes
     }
   }
   if (!source) throw usageError('which kernel source? give --source FILE, --tree DIR, --version V or --kernel SPEC')
-  const prepared = await prepareSource(source)
+  const prepared = await prepareSource(source, undefined, await readPatches(patches))
   const {dir} = await sourceDir(prepared)
   const kernelVersion = makefileVersion(await readFile(join(dir, 'Makefile'), 'utf8'))
   const tree = readKconfigTree(dir)

@@ -15,6 +15,7 @@ import {explainDrop} from './kconfig/explain.js'
 import {applyFragment, mergeFragments, origin, parseDotConfig, parseFragment, parseSet, renderAssignment, renderFragment, type FragmentInput, type MergeResult} from './kconfig/merge.js'
 import {verifyConfig} from './kconfig/verify.js'
 import {makefileVersion, sha256, type KernelBase} from './key.js'
+import {samePatches} from './patch.js'
 import {runMake, type Interrupt, type MakeContext} from './make.js'
 import {readKconfigTree, sourceDir, type PreparedSource} from './source.js'
 import {listKernels} from './store.js'
@@ -113,7 +114,8 @@ export function fragmentsForVersion(loaded: LoadedFragments, kernelVersion: stri
  * The fragments as they apply to the source's kernel version. The version is wanted before the
  * cache key (the key holds the options that apply, not their ranges), so it is read without
  * extracting when it can be: from a tree built in place, or from a built entry of the same
- * source. A source that has no entry cannot be a cache hit: it is extracted now instead of later.
+ * source and patches (a patch may change the Makefile's version). A source that has no entry
+ * cannot be a cache hit: it is extracted (and patched) now instead of later.
  */
 export async function fragmentsForSource(loaded: LoadedFragments, prepared: PreparedSource, interrupt?: Interrupt): Promise<VersionedFragments & {extractMs: number}> {
   const key = prepared.keySource
@@ -122,7 +124,8 @@ export async function fragmentsForSource(loaded: LoadedFragments, prepared: Prep
     if (key.tarball) return fields.sha256 === key.tarball
     return key.commit !== undefined && key.commit !== null && fields.commit === key.commit && (fields.dirty ?? null) === (key.dirty ?? null)
   }
-  let kernelVersion = prepared.srcDir ? undefined : (await listKernels()).find((entry) => sameSource(entry.build.source))?.build.kernelVersion
+  const sameBuild = (build: {source: object; patches?: {sha256: string}[]}) => sameSource(build.source) && samePatches(build.patches, prepared.patches)
+  let kernelVersion = prepared.srcDir ? undefined : (await listKernels()).find((entry) => sameBuild(entry.build))?.build.kernelVersion
   let extractMs = 0
   if (kernelVersion === undefined) {
     const extracted = await sourceDir(prepared, interrupt)

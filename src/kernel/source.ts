@@ -2,7 +2,8 @@
  * The kernel source of a build: a kernel.org release (downloaded and verified by fetch.ts), a
  * Debian orig tarball (resolved and verified by debian-source.ts), a tarball, or a git tree (its
  * working tree in place, or a commit through git archive). A tarball
- * or commit is extracted once, under build/src-<id>/, and shared by every build of it.
+ * or commit is extracted once, under build/src-<id>/, and shared by every build of it; with
+ * --patch, a copy of it is patched (patch-tree.ts), never the extracted source or the user's tree.
  */
 import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
@@ -19,6 +20,8 @@ import {fetchDebianOrig} from './debian-source.js'
 import {extractTarball, extractTarStream, fetchKernelTarball, resolveMirror} from './fetch.js'
 import {parseKconfig, type KconfigTree} from './kconfig/parse.js'
 import {formatDuration, type Interrupt} from './make.js'
+import {patchedSourceDir} from './patch-tree.js'
+import type {PatchInput} from './patch.js'
 import type {SourceRecord} from './store.js'
 
 export type KernelSource =
@@ -36,6 +39,8 @@ export interface PreparedSource {
   srcDir?: string
   tarball?: string
   gitArchive?: {dir: string; commit: string}
+  /** --patch, in order (none when absent): sourceDir() gives a patched copy of the source when there are any. */
+  patches?: PatchInput[]
   fetchMs: number
 }
 
@@ -68,8 +73,15 @@ async function git(dir: string, args: string[], options: {encoding?: 'buffer'} =
   }
 }
 
-export async function prepareSource(source: KernelSource, signal?: AbortSignal): Promise<PreparedSource> {
+export async function prepareSource(source: KernelSource, signal?: AbortSignal, patches: PatchInput[] = []): Promise<PreparedSource> {
   const started = Date.now()
+  if (patches.length > 0 && source.kind === 'tree' && !source.ref) {
+    // The working tree is built in place (make O=...), and pmemlab never writes to a user's tree.
+    throw usageError(
+      `--patch cannot be applied to the working tree of --tree ${source.dir}: pmemlab builds it in place and never writes to it`,
+      'add --ref HEAD to patch a clean snapshot of a commit in pmemlab\'s own copy, or apply the patches in your tree yourself (git am)',
+    )
+  }
   switch (source.kind) {
     case 'version': {
       const tarball = await fetchKernelTarball({version: source.version, mirror: resolveMirror(source.mirror), signal})
@@ -77,6 +89,7 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
         record: {kind: 'version', requested: source.version, version: tarball.version, file: posix.basename(tarball.file), url: tarball.url, sha256: tarball.sha256},
         keySource: {tarball: tarball.sha256},
         tarball: tarball.file,
+        patches,
         fetchMs: Date.now() - started,
       }
     }
@@ -87,6 +100,7 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
         record: {kind: 'version', requested: `${DEBIAN_PREFIX}${source.version}`, version: orig.version, file: posix.basename(orig.file), url: orig.url, sha256: orig.sha256},
         keySource: {tarball: orig.sha256, version: orig.version, origin: 'debian'},
         tarball: orig.file,
+        patches,
         fetchMs: Date.now() - started,
       }
     }
@@ -95,7 +109,7 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
       if (!/\.tar(\.xz|\.gz)?$|\.tgz$/.test(file)) throw usageError(`--source ${source.file}: expected a .tar.xz, .tar.gz or .tar file`)
       if (!(await exists(file))) throw notFound(`--source ${source.file}: no such file`)
       const digest = await hashFileCached(file, join(buildDir(), 'file-hashes.json'))
-      return {record: {kind: 'source', file, sha256: digest}, keySource: {tarball: digest}, tarball: file, fetchMs: 0}
+      return {record: {kind: 'source', file, sha256: digest}, keySource: {tarball: digest}, tarball: file, patches, fetchMs: 0}
     }
     case 'tree': {
       const dir = resolve(source.dir)
@@ -103,7 +117,7 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
       const rev = source.ref ?? 'HEAD'
       const commit = String((await git(dir, ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`])).stdout).trim()
       if (source.ref) {
-        return {record: {kind: 'tree', dir, ref: source.ref, commit, dirty: null}, keySource: {commit, dirty: null}, gitArchive: {dir, commit}, fetchMs: 0}
+        return {record: {kind: 'tree', dir, ref: source.ref, commit, dirty: null}, keySource: {commit, dirty: null}, gitArchive: {dir, commit}, patches, fetchMs: 0}
       }
       if ((await exists(join(dir, '.config'))) || (await exists(join(dir, 'include', 'config', 'auto.conf')))) {
         throw usageError(
@@ -113,7 +127,7 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal):
       }
       const dirty = await dirtyHash(dir)
       if (dirty) log.info(`${dir} has uncommitted changes: they are part of the build (diff ${dirty.slice(0, 12)})`)
-      return {record: {kind: 'tree', dir, commit, dirty}, keySource: {commit, dirty}, srcDir: dir, fetchMs: 0}
+      return {record: {kind: 'tree', dir, commit, dirty}, keySource: {commit, dirty}, srcDir: dir, patches, fetchMs: 0}
     }
   }
 }
@@ -132,9 +146,20 @@ async function dirtyHash(dir: string): Promise<string | null> {
   return hash.digest('hex')
 }
 
-/** The extracted source of a tarball or git commit, shared by every build of it. */
+/**
+ * The source tree to build: the extracted tarball or git commit, shared by every build of it, or
+ * with patches its patched copy (extractMs then includes the patching).
+ */
 export async function sourceDir(prepared: PreparedSource, interrupt?: Interrupt): Promise<{dir: string; extractMs: number}> {
   if (prepared.srcDir) return {dir: prepared.srcDir, extractMs: 0}
+  const pristine = await extractedDir(prepared, interrupt)
+  if (!prepared.patches || prepared.patches.length === 0) return pristine
+  const patched = await patchedSourceDir(pristine.dir, prepared.patches, interrupt)
+  return {dir: patched.dir, extractMs: pristine.extractMs + patched.patchMs}
+}
+
+/** The extracted source of a tarball or git commit, shared by every build of it. */
+async function extractedDir(prepared: PreparedSource, interrupt?: Interrupt): Promise<{dir: string; extractMs: number}> {
   const id = prepared.tarball ? (prepared.keySource.tarball as string) : `git-${prepared.gitArchive!.commit}`
   const dir = join(buildDir(), `src-${id.slice(0, 24)}`)
   const marker = join(dir, '.pmemlab-source')

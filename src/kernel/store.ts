@@ -42,6 +42,8 @@ const buildJsonSchema = z
     debug: z.boolean(),
     fragments: z.array(z.object({name: z.string(), path: z.string(), sha256: z.string(), user: z.boolean()})),
     sets: z.array(z.string()),
+    /** --patch, in the order applied, each kept in the entry under `file`; older entries have none. */
+    patches: z.array(z.object({name: z.string(), file: z.string(), sha256: z.string()})).optional(),
     requested: z.record(z.string()),
     compiler: z.string(),
     ccache: z.boolean(),

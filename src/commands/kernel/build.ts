@@ -47,20 +47,29 @@ export function sourceFromFlags(
 
 export default class KernelBuild extends PmemlabCommand {
   static override summary = 'Build a guest kernel from the checked-in fragments (cached by its inputs)'
-  static override description = `The kernel is configured from tinyconfig (or defconfig) plus kernel-configs/qemu-base.config and pmem.config (and debug.config with --debug), then your --config fragments and --set options, in that order. After make olddefconfig every requested option is checked: one that was dropped stops the build before compiling, with the dependency it lacks.
+  static override description = `With --patch, the patches are applied in the order given to pmemlab's own copy of the source (never to your --tree) before configuring; one that does not apply stops the build, naming the file and hunk, and nothing is built or cached. The patches' contents, in order, are part of the cache key, and the entry keeps a copy of each.
 
-A build with the same source, fragments, compiler and architecture is a cache hit and returns at once. Prints the cache key and the bzImage path (or, with --json, the entry's build.json plus "cacheHit").`
+The kernel is configured from tinyconfig (or defconfig) plus kernel-configs/qemu-base.config and pmem.config (and debug.config with --debug), then your --config fragments and --set options, in that order. After make olddefconfig every requested option is checked: one that was dropped stops the build before compiling, with the dependency it lacks.
+
+A build with the same source, patches, fragments, compiler and architecture is a cache hit and returns at once. Prints the cache key and the bzImage path (or, with --json, the entry's build.json plus "cacheHit").`
   static override examples = [
     '<%= config.bin %> kernel build --source /usr/src/linux-source-6.1.tar.xz',
     '<%= config.bin %> kernel build --version 6.12 --debug',
     '<%= config.bin %> kernel build --from debian --version 6.12',
     '<%= config.bin %> kernel build --version debian:7.2 --mirror http://mirror.lab/debian',
     '<%= config.bin %> kernel build --tree ~/linux --ref v6.12 --set CONFIG_KASAN=y',
+    '<%= config.bin %> kernel build --version 6.12 --patch 0001-dax-fix.patch --patch 0002-dax-test.patch',
     '<%= config.bin %> kernel build --version 6.1 --mirror http://mirror.lab/pub/linux/kernel --config my.config',
   ]
   static override flags = {
     ...sourceFlags,
     config: Flags.string({description: 'a fragment of your own (CONFIG_X=y lines), applied after the checked-in ones; repeatable', multiple: true, default: []}),
+    patch: Flags.string({
+      description: 'a patch (git format-patch, git diff or diff -u; -p1, or -p0 when its paths have no a/ b/), applied to pmemlab\'s copy of the source before configuring; repeatable, in order. Not with --tree without --ref',
+      multiple: true,
+      default: [],
+      helpValue: 'FILE',
+    }),
     set: Flags.string({description: 'one option, applied last: CONFIG_X=y, =n, =m, ="text", =123; repeatable', multiple: true, default: [], helpValue: 'CONFIG_X=VALUE'}),
     debug: Flags.boolean({description: 'add kernel-configs/debug.config (lockdep, KASAN, debug info): slower, needs more guest RAM'}),
     base: Flags.string({description: 'the configuration the fragments are applied to', options: ['tinyconfig', 'defconfig'], default: 'tinyconfig'}),
@@ -75,6 +84,7 @@ A build with the same source, fragments, compiler and architecture is a cache hi
       source,
       configs: flags.config,
       sets: flags.set,
+      patches: flags.patch,
       debug: flags.debug,
       base: flags.base as 'tinyconfig' | 'defconfig',
       jobs: flags.jobs,

@@ -18,10 +18,13 @@ export function describeSource(source: SourceRecord): string {
   }
 }
 
+/** " + 0001-fix.patch 0002-test.patch" for a patched entry (its build.json has the hashes). */
+export const describePatches = (patches: readonly {name: string}[] = []): string => (patches.length > 0 ? ` + ${patches.map((p) => p.name).join(' ')}` : '')
+
 export default class KernelLs extends PmemlabCommand {
   static override summary = 'List cached kernels: built ones newest first, then Debian prebuilt ones'
   static override description =
-    'A built kernel boots with pmemlab up --kernel KEY (6 or more hex digits), --kernel VERSION (the newest of that version) or --kernel latest; a Debian one with --kernel debian:VERSION (the newest cached match) or debian:ABI (exactly that one). For Debian kernels VERSION is the ABI (uname -r), CONFIG "debian" and SOURCE the suites, package and package version; kernel rm takes their KEY too.'
+    'SOURCE names the patches a kernel was built with, if any (--json: "patches", each with its name, sha256 and the copy kept in the entry). A built kernel boots with pmemlab up --kernel KEY (6 or more hex digits), --kernel VERSION (the newest of that version) or --kernel latest; a Debian one with --kernel debian:VERSION (the newest cached match) or debian:ABI (exactly that one). For Debian kernels VERSION is the ABI (uname -r), CONFIG "debian" and SOURCE the suites, package and package version; kernel rm takes their KEY too.'
   static override flags = {json: Flags.boolean({description: 'print one JSON document'})}
 
   async run(): Promise<void> {
@@ -53,7 +56,7 @@ export default class KernelLs extends PmemlabCommand {
         e.key.slice(0, 12),
         e.build.kernelVersion,
         [e.build.base, e.build.debug ? 'debug' : '', e.build.fragments.some((f) => f.user) || e.build.sets.length > 0 ? 'custom' : ''].filter(Boolean).join(','),
-        describeSource(e.build.source),
+        describeSource(e.build.source) + describePatches(e.build.patches),
         e.build.createdAt.replace(/\.\d+Z$/, 'Z'),
         humanSize(e.bytes),
       ]
