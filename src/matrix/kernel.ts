@@ -21,6 +21,7 @@ export function buildRequest(build: KernelBuild, plan: Pick<MatrixPlan, 'baseDir
     source: buildSource(build, plan),
     configs: build.configs.map((config) => planPath(plan, config)),
     sets: build.set,
+    ...(build.patches ? {patches: build.patches.map((patch) => planPath(plan, patch))} : {}),
     debug: build.debug,
     base: build.base,
   }
@@ -55,9 +56,10 @@ export function optionsReport(build: BuildJson, dotConfig: string, label: string
     (o) => `not in this version  ${o.option}=${o.value} (${o.from} asks for it in ${o.when})`,
   )
   const fragments = build.fragments.map((f) => `${f.name} ${f.sha256.slice(0, 12)}${f.user ? ' (yours)' : ''}`)
+  const patches = (build.patches ?? []).map((p) => `${p.name} ${p.sha256.slice(0, 12)}`)
   return [
     `kernel ${label}: linux ${build.kernelVersion}, key ${build.key}`,
-    `base ${build.base}; fragments: ${fragments.join(', ')}${build.sets.length > 0 ? `; set: ${build.sets.join(' ')}` : ''}`,
+    `base ${build.base}; fragments: ${fragments.join(', ')}${build.sets.length > 0 ? `; set: ${build.sets.join(' ')}` : ''}${patches.length > 0 ? `; patches: ${patches.join(', ')}` : ''}`,
     `${rows.length} options requested, ${rows.filter((r) => r.startsWith('ok')).length} as asked in the final .config`,
     '',
     ...rows,
@@ -79,7 +81,7 @@ export async function fragmentsDigest(dir = join(packageRoot, 'kernel-configs'))
 
 /**
  * The salt of each kernel's CI cache key (list.ts kernelCacheKey): for a kernel pmemlab builds,
- * the checked-in fragments and the user's own (a changed fragment is another kernel); nothing for
+ * the checked-in fragments, the user's own and the patches, in order (a changed one is another kernel); nothing for
  * prebuilt and distro kernels, whose spec says it all.
  */
 export async function cacheSalts(plan: Pick<MatrixPlan, 'baseDir' | 'kernels'>): Promise<Map<string, string>> {
@@ -91,6 +93,11 @@ export async function cacheSalts(plan: Pick<MatrixPlan, 'baseDir' | 'kernels'>):
     for (const config of kernel.build!.configs) {
       const path = planPath(plan, config)
       hash.update(`\0${config}\0`)
+      hash.update(await readFile(path).catch(() => Buffer.from(`missing ${path}`)))
+    }
+    for (const patch of kernel.build!.patches ?? []) {
+      const path = planPath(plan, patch)
+      hash.update(`\0patch\0`)
       hash.update(await readFile(path).catch(() => Buffer.from(`missing ${path}`)))
     }
     salts.set(kernel.name, hash.digest('hex').slice(0, 16))

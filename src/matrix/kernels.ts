@@ -18,6 +18,8 @@ export interface KernelBuild {
   ref?: string
   configs: string[]
   set: string[]
+  /** --patch files, in order; absent when there are none (so recipes without patches keep their CI cache keys). */
+  patches?: string[]
   base: 'tinyconfig' | 'defconfig'
   debug: boolean
 }
@@ -56,6 +58,7 @@ export const buildShape = z
     ref: text.optional(),
     configs: list(text),
     set: list(text),
+    patches: list(text),
     base: z.enum(['tinyconfig', 'defconfig']).default('tinyconfig'),
     debug: z.boolean().default(false),
   })
@@ -125,6 +128,9 @@ function checkBuild(yaml: LocatedYaml, b: z.infer<typeof buildShape>, at: YamlPa
   }
   if (b.from !== undefined && b.version === undefined) throw yaml.error(at, 'from goes with version', 'remove from:, or build a version', 'from')
   if (b.ref !== undefined && b.tree === undefined) throw yaml.error(at, 'ref goes with tree', 'remove ref:, or build a tree', 'ref')
+  if (b.patches.length > 0 && b.tree !== undefined && b.ref === undefined) {
+    throw yaml.error(at, 'cannot be applied to a tree without ref', 'pmemlab builds such a tree in place and never writes to it: add ref: HEAD to patch a snapshot of a commit', 'patches')
+  }
   b.set.forEach((set, j) => {
     try {
       parseSet(set)
@@ -132,6 +138,6 @@ function checkBuild(yaml: LocatedYaml, b: z.infer<typeof buildShape>, at: YamlPa
       throw yaml.error([...at, 'set', j], `"${set}" is not an option setting`, 'write CONFIG_NAME=VALUE, like CONFIG_KASAN=y')
     }
   })
-  return {from: b.from ?? 'kernel.org', version: b.version, source: b.source, tree: b.tree, ref: b.ref, configs: b.configs, set: b.set, base: b.base, debug: b.debug}
+  return {from: b.from ?? 'kernel.org', version: b.version, source: b.source, tree: b.tree, ref: b.ref, configs: b.configs, set: b.set, ...(b.patches.length > 0 ? {patches: b.patches} : {}), base: b.base, debug: b.debug}
 }
 

@@ -9,6 +9,7 @@
  *     - debian:6.12                       # what --kernel takes: distro, latest, debian:V, V, KEY, ./PATH
  *     - name: 5.10                        # a kernel pmemlab builds (what `kernel build` takes)
  *       build: {version: '5.10', from: debian, configs: [my.config], set: [CONFIG_KASAN=y]}
+ *     - build: {version: '6.12', patches: [0001-fix.patch]}   # applied in order (kernel build --patch)
  *   topologies:                           # named; lists as the `up` flags take them
  *     memmap: {memmap: [256M]}
  *     nvdimm: {nvdimm: [512M], mem: 1G}
@@ -20,7 +21,7 @@
  *   jobs: auto                            # cells at once; auto fits the host's cores and RAM
  *   timeout: 1800                         # seconds one cell may take, boot to last test
  *
- * Relative paths (suites, kernel paths, build sources, trees, fragments) are relative to the
+ * Relative paths (suites, kernel paths, build sources, trees, fragments, patches) are relative to the
  * matrix file: resolve them with planPath(). The hash covers what the file says, not where it
  * is or how it is laid out, so a CI job and a laptop agree on it.
  */
