@@ -1,11 +1,11 @@
 /**
  * src/kernel/ owns the guest kernels: the kernel a VM boots (boot.ts, initramfs.ts), kernel builds
- * from fragments (this module, with source.ts, configure.ts, make.ts and key.ts), downloads
+ * from fragments (this module, with source.ts, patch.ts, configure.ts, make.ts and key.ts), downloads
  * (fetch.ts), the built-kernel cache (store.ts) and the Kconfig core (kconfig/).
  *
- * This module runs a build end to end: fetch and extract the source (source.ts), configure
- * (tinyconfig + fragments + olddefconfig, then prove that nothing requested was dropped:
- * configure.ts), build (make, ccache, progress on stderr: make.ts) and store the entry
+ * This module runs a build end to end: fetch and extract the source (source.ts), patch a copy of
+ * it with --patch (patch-tree.ts), configure (tinyconfig + fragments + olddefconfig, then prove
+ * that nothing requested was dropped: configure.ts), build (make, ccache, progress on stderr: make.ts) and store the entry
  * (store.ts) under its content address (key.ts). It also explains one Kconfig symbol.
  *
  * Layout under cacheDir():

@@ -299,6 +299,26 @@ describe('the patched copy of a source', () => {
       {unsafeCleanup: true},
     ))
 
+  test('kernel build with a patch that does not apply stops before configuring: exit 2, no entry, no patched tree', () =>
+    withDir(
+      async ({path: dir}) => {
+        const {tree, first, twoHunks} = await fixture(dir)
+        await replaceLine(join(tree, 'fs', 'dax.c'), 'dax line 18', 'dax line 18 (upstream moved on)')
+        await cp(tree, join(dir, 'tar', 'linux-6.1.5'), {recursive: true})
+        const tarball = join(dir, 'linux-6.1.5.tar.gz')
+        await execa('tar', ['-czf', tarball, '-C', join(dir, 'tar'), 'linux-6.1.5'])
+        await withCache(join(dir, 'cache'), async (cache) => {
+          const error = await rejectsWith(buildKernel({source: {kind: 'source', file: tarball}, patches: [first, twoHunks]}), /^--patch two-hunks\.patch does not apply \(patch 2 of 2, on top of 0001-fix\.patch\): fs\/dax\.c: hunks? #/)
+          assert.equal(error.exitCode, ExitCode.usage)
+          assert.deepEqual(await readdir(join(cache, 'kernels')).catch(() => []), [], 'no entry, not even a temporary one')
+          const build = await readdir(join(cache, 'build'))
+          assert.deepEqual(build.filter((name) => name.includes('patched')), [], `no patched tree is left: ${build.join(' ')}`)
+          assert.equal(build.filter((name) => /^src-[0-9a-f]+$/.test(name)).length, 1, 'the extracted source stays for the next build')
+        })
+      },
+      {unsafeCleanup: true},
+    ))
+
   test('a missing patch, or a file that is no patch, is refused before anything is downloaded', () =>
     withDir(
       async ({path: dir}) => {
