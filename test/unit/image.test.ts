@@ -10,17 +10,14 @@ import {recipeSchema} from '../../src/image/recipe.js'
 import {buildImage, buildScript, pathInRoot} from '../../src/image/build.js'
 import {parseAptSources, pickDebianMirror} from '../../src/core/debian.js'
 import {packageRoot} from '../../src/core/paths.js'
+import {withEnv} from './env.js'
 
 /** Runs body with PMEMLAB_CACHE_DIR pointing at a fresh directory. */
 async function withCache(body: (cache: string) => Promise<void>): Promise<void> {
   const cache = mkdtempSync(join(tmpdir(), 'pmemlab-cache-'))
-  const saved = process.env.PMEMLAB_CACHE_DIR
-  process.env.PMEMLAB_CACHE_DIR = cache
   try {
-    await body(cache)
+    await withEnv({PMEMLAB_CACHE_DIR: cache}, () => body(cache))
   } finally {
-    if (saved === undefined) delete process.env.PMEMLAB_CACHE_DIR
-    else process.env.PMEMLAB_CACHE_DIR = saved
     rmSync(cache, {recursive: true, force: true})
   }
 }

@@ -10,6 +10,7 @@ import {buildKernel} from '../../src/kernel/build.js'
 import {computeKey, type KeyInputs} from '../../src/kernel/key.js'
 import {entryPatchFile, parsePatchOutput, patchKeyPart, samePatches} from '../../src/kernel/patch.js'
 import {applyPatches, patchedSourceDir, readPatches} from '../../src/kernel/patch-tree.js'
+import {withEnv} from './env.js'
 import {prepareSource, sourceDir} from '../../src/kernel/source.js'
 import {buildRequest, cacheSalts} from '../../src/matrix/kernel.js'
 import {parseMatrix} from '../../src/matrix/schema.js'
@@ -405,13 +406,6 @@ describe('patches in a matrix file', () => {
 })
 
 /** Runs body with PMEMLAB_CACHE_DIR at CACHE. */
-async function withCache(cache: string, body: (cache: string) => Promise<void>): Promise<void> {
-  const saved = process.env.PMEMLAB_CACHE_DIR
-  process.env.PMEMLAB_CACHE_DIR = cache
-  try {
-    await body(cache)
-  } finally {
-    if (saved === undefined) delete process.env.PMEMLAB_CACHE_DIR
-    else process.env.PMEMLAB_CACHE_DIR = saved
-  }
+function withCache(cache: string, body: (cache: string) => Promise<void>): Promise<void> {
+  return withEnv({PMEMLAB_CACHE_DIR: cache}, () => body(cache))
 }
