@@ -14,7 +14,7 @@
  */
 import {usageError} from '../core/errors.js'
 import type {Filesystem} from '../suite/results.js'
-import {closest} from './located.js'
+import {closest} from '../core/located.js'
 import type {MatrixKernel} from './kernels.js'
 import type {ExcludeRule, MatrixPlan, MatrixSuite, MatrixTopology} from './schema.js'
 

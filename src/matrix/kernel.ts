@@ -12,7 +12,8 @@ import type {BuildRequest} from '../kernel/build.js'
 import {parseDotConfig} from '../kernel/kconfig/merge.js'
 import type {KernelSource} from '../kernel/source.js'
 import type {BuildJson} from '../kernel/store.js'
-import type {KernelBuild, MatrixKernel} from './kernels.js'
+import type {KernelBuild} from '../kernel/spec.js'
+import type {MatrixKernel} from './kernels.js'
 import {planPath, type MatrixPlan} from './schema.js'
 
 /** The request buildKernel takes for a matrix recipe; relative paths are relative to the matrix file. */

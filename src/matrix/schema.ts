@@ -28,12 +28,11 @@
 import {createHash} from 'node:crypto'
 import {basename, dirname, resolve} from 'node:path'
 import {z} from 'zod'
-import {PmemlabError} from '../core/errors.js'
-import {parseSize} from '../core/size.js'
-import {parseDeviceFlag, parseMemmapFlag} from '../lab/request.js'
+import {list, LocatedYaml, text, type YamlPath} from '../core/located.js'
+import {buildShape, version} from '../kernel/spec.js'
+import {checkMem, checkPmem, pmemFields} from '../lab/topology-file.js'
 import {FILESYSTEMS, type Filesystem} from '../suite/results.js'
-import {buildShape, checkKernel, kernelEntry, kernelShape, list, name, NAME, NAME_FIX, oneOrMore, safeName, text, version, type MatrixKernel} from './kernels.js'
-import {LocatedYaml, type YamlPath} from './located.js'
+import {checkKernel, kernelEntry, kernelShape, name, NAME, NAME_FIX, oneOrMore, safeName, type MatrixKernel} from './kernels.js'
 
 export const MATRIX_FORMAT = 1
 /** Guest RAM of a topology that names no mem (as `up --mem`). */
@@ -89,9 +88,7 @@ export interface MatrixPlan {
 // ---------------------------------------------------------------------------------------------
 // The shape (zod); meaning across fields is checked afterwards, with positions.
 
-const topologyShape = z
-  .object({memmap: list(text), nvdimm: list(text), 'virtio-pmem': list(text), mem: text.optional()})
-  .strict()
+const topologyShape = z.object(pmemFields).strict()
 
 const suiteShape = z.object({dir: text, name: name.optional()}).strict()
 const suiteEntry = z.preprocess((v) => (typeof v === 'string' ? (v === 'builtin' ? {dir: v, name: v} : {dir: v}) : v), suiteShape)
@@ -171,30 +168,14 @@ function checkTopology(yaml: LocatedYaml, topologyName: string, t: z.infer<typeo
   const at: YamlPath = ['topologies', topologyName]
   // Errors about the topology as a whole point at its name.
   if (!NAME.test(topologyName)) throw yaml.error(['topologies'], `"${topologyName}" cannot name a topology`, NAME_FIX, topologyName)
-  const check = (key: string, values: string[], parse: (value: string) => {file?: string}) =>
-    values.forEach((value, j) => {
-      let file: string | undefined
-      try {
-        file = parse(value).file
-      } catch (error) {
-        throw yaml.error([...at, key, j], error instanceof PmemlabError ? error.oneLine() : String(error))
-      }
-      if (file !== undefined) {
-        throw yaml.error([...at, key, j], `"${value}" names a backing file`, 'write SIZE only: cells run in parallel and cannot share a file, so each gets its own disposable one')
-      }
-    })
-  check('memmap', t.memmap, (v) => (parseMemmapFlag(v), {}))
-  check('nvdimm', t.nvdimm, (v) => parseDeviceFlag(v, 'nvdimm'))
-  check('virtio-pmem', t['virtio-pmem'], (v) => parseDeviceFlag(v, 'virtio-pmem'))
+  checkPmem(yaml, at, t, (path, value) => {
+    throw yaml.error(path, `"${value}" names a backing file`, 'write SIZE only: cells run in parallel and cannot share a file, so each gets its own disposable one')
+  })
   if (t.memmap.length + t.nvdimm.length + t['virtio-pmem'].length === 0) {
     throw yaml.error(['topologies'], 'has no persistent memory', 'list at least one of memmap, nvdimm or virtio-pmem, like {nvdimm: [512M]}', topologyName)
   }
   const mem = t.mem ?? DEFAULT_MEM
-  try {
-    parseSize(mem, 'mem')
-  } catch (error) {
-    throw yaml.error([...at, 'mem'], (error as PmemlabError).oneLine())
-  }
+  checkMem(yaml, [...at, 'mem'], mem)
   return {name: topologyName, memmap: t.memmap, nvdimm: t.nvdimm, virtioPmem: t['virtio-pmem'], mem, where: yaml.whereIs(at)}
 }
 

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {test} from 'node:test'
 import {packageRoot} from '../../src/core/paths.js'
 import {expandCells, kernelGroups} from '../../src/matrix/cells.js'
-import {classifySpec} from '../../src/matrix/kernels.js'
+import {classifySpec} from '../../src/kernel/spec.js'
 import {parseMatrix} from '../../src/matrix/schema.js'
 
 /** The checked-in example matrices, read as `pmemlab matrix` reads them. */

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {test} from 'node:test'
 import {PmemlabError} from '../../src/core/errors.js'
-import {classifySpec, kernelLabel, safeName} from '../../src/matrix/kernels.js'
+import {classifySpec} from '../../src/kernel/spec.js'
+import {kernelLabel, safeName} from '../../src/matrix/kernels.js'
 import {parseMatrix, planPath} from '../../src/matrix/schema.js'
 
 /** A file's lines joined, so that line numbers in the expectations can be counted. */

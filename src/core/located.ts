@@ -1,11 +1,11 @@
 /**
- * YAML read with its positions kept, so that every mistake in a matrix file is reported as one
- * line naming FILE:LINE:COLUMN, what is wrong there, and what to write instead. Pure: text in,
- * data or a PmemlabError (exit 2) out.
+ * YAML read with its positions kept, so that every mistake in one of pmemlab's files (a matrix,
+ * a reproducer) is reported as one line naming FILE:LINE:COLUMN, what is wrong there, and what
+ * to write instead. Pure: text in, data or a PmemlabError (exit 2) out.
  */
 import {isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
-import type {ZodIssue} from 'zod'
-import {usageError, type PmemlabError} from '../core/errors.js'
+import {z, type ZodIssue} from 'zod'
+import {usageError, type PmemlabError} from './errors.js'
 
 export type YamlPath = ReadonlyArray<string | number>
 
@@ -20,7 +20,8 @@ export class LocatedYaml {
 
   /**
    * Parses TEXT. Plain scalars YAML would read as numbers become the text as written, except
-   * at the top-level keys in NUMBERS: a version written 6.10 must stay "6.10", not the float 6.1.
+   * the values of the keys in NUMBERS (dotted from the top: "retries", "run.runs"): a version
+   * written 6.10 must stay "6.10", not the float 6.1.
    */
   static parse(text: string, file: string, numbers: ReadonlySet<string>): LocatedYaml {
     const lines = new LineCounter()
@@ -34,9 +35,8 @@ export class LocatedYaml {
     visit(doc, {
       Scalar(_key, node, path) {
         if (typeof node.value !== 'number' || node.type !== 'PLAIN') return
-        const pair = path.length === 3 ? path[2] : undefined
-        const topKey = isPair(pair) && isScalar(pair.key) ? String(pair.key.value) : undefined
-        if (topKey !== undefined && numbers.has(topKey)) return
+        const keys = keyPathOf(node, path)
+        if (keys !== undefined && numbers.has(keys)) return
         node.value = node.source ?? String(node.value)
       },
     })
@@ -102,6 +102,23 @@ export class LocatedYaml {
   }
 }
 
+/**
+ * "run.runs" for a scalar written as the value of key runs in the mapping under key run, where
+ * ANCESTORS (the visitor's path) are the document, then mapping and pair in turn; undefined when
+ * a list or a key that is not plain text lies on the way, or the scalar is a key itself.
+ */
+function keyPathOf(node: unknown, ancestors: readonly unknown[]): string | undefined {
+  if (ancestors.length % 2 === 0) return undefined
+  const keys: string[] = []
+  for (let i = 1; i < ancestors.length; i += 2) {
+    const [map, pair] = [ancestors[i], ancestors[i + 1]]
+    if (!isMap(map) || !isPair(pair) || !isScalar(pair.key)) return undefined
+    keys.push(String(pair.key.value))
+  }
+  const last = ancestors.at(-1)
+  return isPair(last) && last.value === node ? keys.join('.') : undefined
+}
+
 /** kernels[2].build.version */
 export function pathText(path: YamlPath): string {
   return path.map((step, i) => (typeof step === 'number' ? `[${step}]` : i === 0 ? step : `.${step}`)).join('')
@@ -155,3 +172,10 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length]
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shapes the files' schemas share
+
+export const text = z.string().min(1, 'is empty')
+/** A list that may be left out or written empty (key with nothing after it). */
+export const list = <T extends z.ZodTypeAny>(item: T) => z.array(item).nullish().transform((v) => v ?? [])
