@@ -7,12 +7,12 @@ import {parse as parseYaml} from 'yaml'
 import {z} from 'zod'
 import {usageError} from '../core/errors.js'
 
-const modeSchema = z
+export const modeSchema = z
   .string({invalid_type_error: 'write modes as quoted octal strings, like "0755"'})
   .regex(/^0?[0-7]{3,4}$/, 'write modes as quoted octal strings, like "0755"')
   .transform((text) => Number.parseInt(text, 8))
 
-const guestPathSchema = z
+export const guestPathSchema = z
   .string()
   .regex(/^\/[^\0]*$/, 'image paths must be absolute')
   .refine((path) => !path.split('/').includes('..'), 'image paths must not contain ".."')
@@ -21,7 +21,7 @@ const sourcePathSchema = z
   .string()
   .refine((path) => !path.startsWith('/') && !path.split('/').includes('..'), 'sources are paths inside the pmemlab package, like guest/pmemlab-init')
 
-const packageNameSchema = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'not a Debian package name')
+export const packageNameSchema = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'not a Debian package name')
 
 /**
  * Programs compiled inside the image while it is built (pmemlab's guest tests, against the

@@ -5,7 +5,7 @@
  * every NVDIMM; and the root disk as the control that is not DAX.
  */
 import {selected, testId, type Filesystem, type TestResult} from './results.js'
-import {deviceName, explainNoDax, mountDir, prepareCommand, type GuestDevice} from './devices.js'
+import {devdaxChardev, devdaxCommand, deviceName, explainNoDax, mountDir, prepareCommand, type GuestDevice} from './devices.js'
 import {BUILTIN, type TestRun} from './testrun.js'
 
 /** The built-in suite: the control on the root disk, every device with every filesystem, device DAX. */
@@ -22,8 +22,8 @@ export async function builtinSuite(testRun: TestRun, devices: GuestDevice[]): Pr
   for (const device of devices.filter((d) => d.kind === 'nvdimm')) {
     const group = `devdax/${deviceName(device)}`
     if (!sel(group, 'devdax')) continue
-    const prepared = await testRun.step(group, 'namespace', ['pmemlab-suite', 'devdax', device.kind, String(device.index)], 'prepare')
-    const chardev = /^# device (\/dev\/dax\S+)$/m.exec(prepared.run.stdout)?.[1]
+    const prepared = await testRun.step(group, 'namespace', devdaxCommand(device), 'prepare')
+    const chardev = devdaxChardev(prepared.run.stdout)
     if (!prepared.ok || !chardev) {
       testRun.skipSteps(BUILTIN, group, ['devdax'], 'the devdax namespace could not be created')
       continue

@@ -57,10 +57,21 @@ export async function inventory(testRun: TestRun): Promise<GuestDevice[]> {
 /** Where DEVICE is mounted with FS. */
 export const mountDir = (device: GuestDevice, fs: Filesystem) => `${MOUNT_ROOT}/${deviceName(device)}-${fs}`
 
-/** The guest command that makes DEVICE an fsdax namespace with FS on it, mounted -o dax at DIR. */
-export function prepareCommand(device: GuestDevice, fs: Filesystem, dir: string, keepRaw: boolean): string[] {
+/**
+ * The guest command that makes DEVICE an fsdax namespace with FS on it, mounted -o dax at DIR;
+ * with keepRaw, a namespace that is not fsdax stays as it is (a filesystem on it is not on DAX).
+ */
+export function prepareCommand(device: Pick<GuestDevice, 'kind' | 'index'>, fs: Filesystem, dir: string, keepRaw: boolean): string[] {
   return ['pmemlab-suite', 'prepare', ...(keepRaw ? ['--keep-raw'] : []), device.kind, String(device.index), fs, dir]
 }
+
+/** The guest command that makes DEVICE a devdax namespace; it prints "# device /dev/daxX.Y". */
+export function devdaxCommand(device: Pick<GuestDevice, 'kind' | 'index'>): string[] {
+  return ['pmemlab-suite', 'devdax', device.kind, String(device.index)]
+}
+
+/** The character device a devdax command's output names. */
+export const devdaxChardev = (stdout: string) => /^# device (\/dev\/dax\S+)$/m.exec(stdout)?.[1]
 
 export interface Mount {
   device: GuestDevice
