@@ -1,7 +1,8 @@
 // The layering of src/, checked by dependency-cruiser in `npm test` (test/unit/layout.test.ts).
-// Data flows one way: commands -> cli -> matrix -> suite -> lab -> kernel, image -> core. A folder may import
-// from the folders below it, never from one above it or beside it at its own level, and nothing
-// may form a cycle (type-only imports included: they couple modules just the same).
+// Data flows one way: commands -> cli -> matrix, repro -> suite -> lab -> kernel, image -> core. A folder may import
+// from the folders below it, never from one above it or beside it at its own level (matrix and
+// repro, kernel and image do not import each other), and nothing may form a cycle (type-only
+// imports included: they couple modules just the same).
 const LAYERS = {
   core: [],
   kernel: ['core'],
@@ -9,8 +10,9 @@ const LAYERS = {
   lab: ['kernel', 'image', 'core'],
   suite: ['lab', 'kernel', 'image', 'core'],
   matrix: ['suite', 'lab', 'kernel', 'image', 'core'],
-  cli: ['matrix', 'suite', 'lab', 'kernel', 'image', 'core'],
-  commands: ['cli', 'matrix', 'suite', 'lab', 'kernel', 'image', 'core'],
+  repro: ['suite', 'lab', 'kernel', 'image', 'core'],
+  cli: ['matrix', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
+  commands: ['cli', 'matrix', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
 }
 
 const folders = Object.keys(LAYERS)

@@ -8,7 +8,7 @@ import {packageRoot} from '../../src/core/paths.js'
 
 /**
  * The shape of src/: every module in a layer folder, imports flowing one way
- * (commands -> cli -> matrix -> suite -> lab -> kernel, image -> core), no cycles, no module past 600 lines.
+ * (commands -> cli -> matrix, repro -> suite -> lab -> kernel, image -> core), no cycles, no module past 600 lines.
  * The rules are dependency-cruiser's, in .dependency-cruiser.cjs.
  */
 const depcruise = join(packageRoot, 'node_modules', '.bin', 'depcruise')
@@ -46,7 +46,7 @@ describe('the layout of src/', () => {
 
   test('keeps every module in a layer folder and under 600 lines', async () => {
     const src = join(packageRoot, 'src')
-    const layers = new Set(['core', 'kernel', 'image', 'lab', 'suite', 'matrix', 'cli', 'commands'])
+    const layers = new Set(['core', 'kernel', 'image', 'lab', 'suite', 'matrix', 'repro', 'cli', 'commands'])
     for (const file of await sourceFiles(src)) {
       const path = relative(src, file)
       assert.ok(layers.has(path.split('/')[0]) && path.includes('/'), `${path} is not in a layer folder`)
@@ -67,6 +67,24 @@ describe('the layout of src/', () => {
         const found = violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort()
         assert.ok(found.includes('layer-core: src/core/size.ts -> src/lab/topology.ts'), found.join('\n'))
         assert.ok(found.some((v) => v.startsWith('no-circular: ')), found.join('\n'))
+      },
+      {unsafeCleanup: true, prefix: 'pmemlab-layout-'},
+    )
+  })
+
+  test('keeps matrix and repro, which sit side by side, from importing each other', async () => {
+    await withDir(
+      async ({path}) => {
+        for (const layer of ['core', 'matrix', 'repro']) await mkdir(join(path, 'src', layer), {recursive: true})
+        await writeFile(join(path, 'tsconfig.json'), await readFile(join(packageRoot, 'tsconfig.json')))
+        await writeFile(join(path, 'src', 'core', 'size.ts'), 'export const size = (): number => 1\n')
+        await writeFile(join(path, 'src', 'matrix', 'cells.ts'), "import {size} from '../core/size.js'\nexport const cells = (): number => size()\n")
+        await writeFile(join(path, 'src', 'repro', 'verdict.ts'), "import {cells} from '../matrix/cells.js'\nexport const verdict = (): number => cells()\n")
+        const {violations} = await cruise(path)
+        assert.deepEqual(
+          violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`),
+          ['layer-repro: src/repro/verdict.ts -> src/matrix/cells.ts'],
+        )
       },
       {unsafeCleanup: true, prefix: 'pmemlab-layout-'},
     )
