@@ -55,7 +55,7 @@ export async function inventory(testRun: TestRun): Promise<GuestDevice[]> {
 }
 
 /** Where DEVICE is mounted with FS. */
-export const mountDir = (device: GuestDevice, fs: Filesystem) => `${MOUNT_ROOT}/${deviceName(device)}-${fs}`
+export const mountDir = (device: Pick<GuestDevice, 'kind' | 'index'>, fs: Filesystem) => `${MOUNT_ROOT}/${deviceName(device)}-${fs}`
 
 /**
  * The guest command that makes DEVICE an fsdax namespace with FS on it, mounted -o dax at DIR;
