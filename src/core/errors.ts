@@ -13,6 +13,7 @@ export const ExitCode = {
   guestDied: 7, // the guest kernel panicked, died after an Oops, rebooted or powered off, or hung
   qemuDied: 8, // QEMU itself died (killed, or crashed) under a running guest: the lab, not the kernel
   timeout: 124, // a guest command ran past its --timeout and was killed (as timeout(1))
+  noVerdict: 125, // repro: no run reproduced and some broke, so neither verdict holds (git bisect run skips the commit)
   interrupted: 130, // SIGINT/SIGTERM: everything was cleaned up
 } as const
 
