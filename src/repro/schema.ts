@@ -34,7 +34,7 @@ import {checkMounts, checkPreparation, prepareShape, type DevicePreparation} fro
 
 export const REPRO_FORMAT = 1
 
-export type ReproKernel = {kind: SpecKind; spec: string; where: string} | {kind: 'build'; build: KernelBuild; patches: string[]; where: string}
+export type ReproKernel = {kind: SpecKind; spec: string; where: string} | {kind: 'build'; build: KernelBuild; where: string}
 
 /** The lab as the up flags take it; backing files resolved. */
 export interface ReproLab {
@@ -90,7 +90,7 @@ export const MAX_RUNS = 1000
 
 const oneOrList = <T extends z.ZodTypeAny>(item: T) => z.preprocess((v) => (typeof v === 'string' ? [v] : v), list(item))
 
-const recipeShape = buildShape.extend({spec: text.optional(), patches: list(text)})
+const recipeShape = buildShape.extend({spec: text.optional()})
 const kernelShape = z.preprocess((v) => (typeof v === 'string' ? {spec: v} : v), recipeShape)
 
 const labShape = z
@@ -186,8 +186,7 @@ function checkKernel(yaml: LocatedYaml, k: z.infer<typeof recipeShape>, at: Reso
   const build = checkBuild(yaml, k, ['kernel'])
   return {
     kind: 'build',
-    build: {...build, source: build.source && at(build.source), tree: build.tree && at(build.tree), configs: build.configs.map(at)},
-    patches: k.patches.map(at),
+    build: {...build, source: build.source && at(build.source), tree: build.tree && at(build.tree), configs: build.configs.map(at), ...(build.patches ? {patches: build.patches.map(at)} : {})},
     where,
   }
 }

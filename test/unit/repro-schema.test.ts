@@ -155,16 +155,16 @@ describe('a good reproducer file', () => {
           ref: undefined,
           configs: ['/work/kasan.config'],
           set: ['CONFIG_KASAN=y', 'CONFIG_NR_CPUS=4', 'CONFIG_LOCALVERSION="-repro"'],
+          patches: ['/work/fix.patch', '/abs/other.patch'],
           base: 'tinyconfig',
           debug: false,
         },
-        patches: ['/work/fix.patch', '/abs/other.patch'],
         where: '/work/r.yaml:3:3',
       },
     )
     const tree = kernel('kernel: {tree: ../linux, ref: v6.9, set: [CONFIG_KASAN=y], debug: true}')
     assert.ok(tree?.kind === 'build')
-    assert.deepEqual([tree.build.tree, tree.build.ref, tree.build.set, tree.build.debug, tree.patches], ['/linux', 'v6.9', ['CONFIG_KASAN=y'], true, []])
+    assert.deepEqual([tree.build.tree, tree.build.ref, tree.build.set, tree.build.debug, tree.build.patches], ['/linux', 'v6.9', ['CONFIG_KASAN=y'], true, undefined])
   })
 
   test('the set mapping works in a matrix too: the recipe is one shape', () => {
