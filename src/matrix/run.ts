@@ -21,7 +21,7 @@ import {resolveImage} from '../image/resolve.js'
 import {buildKernel, type BuildResult} from '../kernel/build.js'
 import {probeHostCapacity} from '../lab/hostfit.js'
 import {loadUserSuite} from '../suite/usersuite.js'
-import {attemptFact, attemptFiles, parseTestReport, testArgs, type TestReport} from './attempt.js'
+import {attemptFact, attemptFiles, cellCommand, parseTestReport, testArgs, type TestReport} from './attempt.js'
 import {deviceKinds, excludedByVersion, exclusionReason, expandCells, findCell, kernelGroups, type Cell, type DeviceKind} from './cells.js'
 import {Children} from './children.js'
 import {childError, gateArgs, gateFact, gateTopology} from './gate.js'
@@ -247,7 +247,8 @@ class MatrixRun {
     } catch (error) {
       if (this.interrupted) return
       const reason = error instanceof PmemlabError ? error.oneLine() : (error as Error).message
-      state.build = {fact: {ok: false, reason}, record: {ok: false, reason, durationMs: Date.now() - started}}
+      const badInput = error instanceof PmemlabError && (error.exitCode === ExitCode.usage || error.exitCode === ExitCode.notFound)
+      state.build = {fact: {ok: false, reason, ...(badInput ? {badInput} : {})}, record: {ok: false, reason, durationMs: Date.now() - started}}
       const makeLog = /the make output is in (\S+)$/.exec(reason)?.[1]
       if (makeLog && (await copyFile(makeLog, join(dir, 'build.log')).then(() => true, () => false))) state.files['build-log'] = 'build.log'
       this.row({id: kernelRow(kernel), kind: 'kernel', status: 'build failed', tone: 'bad', note: reason, since: started, until: Date.now()})
@@ -293,7 +294,8 @@ class MatrixRun {
       await mkdir(join(dir, files.dir), {recursive: true})
       this.row({id: cell.id, kind: 'cell', status: 'running', tone: 'active', note: n > 1 ? `attempt ${n} of ${this.retries + 1}` : undefined, since: started})
       const at = (file: string) => join(dir, file)
-      const args = testArgs(this.plan, cell, state.spec!, this.image, {junit: at(files.junit), console: at(files.console)})
+      const command = cellCommand(this.plan, cell, state.spec!, this.image)
+      const args = testArgs(command, {junit: at(files.junit), console: at(files.console)})
       const child = await this.children.run(args, {stdout: at(files.results), stderr: at(files.log)}, {timeoutMs: this.timeoutSec * 1000})
       const [stdout, stderr] = await Promise.all([readFile(at(files.results), 'utf8').catch(() => ''), readFile(at(files.log), 'utf8').catch(() => '')])
       const report = parseTestReport(stdout)
@@ -303,7 +305,7 @@ class MatrixRun {
       const kept = childError(stderr).keptLog
       if (kept && !(await nonEmpty(at(files.console)))) await copyFile(kept, at(files.console)).catch(() => undefined)
       attempts.push(fact)
-      commands.push(args)
+      commands.push(command)
       reports.push(report)
     } while (!this.interrupted && wantsRetry(attempts, this.retries))
     const decision = this.decide(state, cell, attempts)

@@ -8,7 +8,8 @@
  *          devices that did not appear, a cell past its timeout
  *   skip   nothing to judge: the kernel did not build, a rule excluded the cell once its kernel's
  *          version was known, or every test skipped itself
- *   error  the lab broke, not the kernel: QEMU died, the host ran out of memory or disk
+ *   error  the lab broke, not the kernel: QEMU died, the host ran out of memory or disk; or the
+ *          kernel's recipe cannot be built as written (a patch that does not apply, a missing file)
  *   flaky  failed, then passed on a retry
  */
 import type {Counts} from '../suite/results.js'
@@ -19,7 +20,8 @@ export type CellState = (typeof CELL_STATES)[number]
 export type Phase = 'plan' | 'build' | 'gate' | 'suite'
 
 /** The kernel's build; absent for kernels nothing builds (prebuilt, distro, a path). */
-export type BuildFact = {ok: true} | {ok: false; reason: string}
+/** badInput: the recipe cannot be built as written (a patch that does not apply, a missing file): the matrix's own mistake, not the kernel's. */
+export type BuildFact = {ok: true} | {ok: false; reason: string; badInput?: boolean}
 
 /** The kernel's sanity gate: one boot with every device kind its cells use. */
 export type GateFact =
@@ -106,7 +108,11 @@ export function wantsRetry(attempts: readonly AttemptFact[], retries: number): b
 /** The cell's state from its facts; the earliest phase that settles it wins. */
 export function decideCell(facts: CellFacts): CellDecision {
   if (facts.excluded !== undefined) return {state: 'skip', reason: facts.excluded, decidedBy: {phase: 'plan'}}
-  if (facts.build && !facts.build.ok) return {state: 'skip', reason: `the kernel did not build: ${facts.build.reason}`, decidedBy: {phase: 'build'}}
+  if (facts.build && !facts.build.ok) {
+    // A recipe that cannot work must not turn a CI matrix green by skipping its cells.
+    if (facts.build.badInput) return {state: 'error', reason: `the kernel's recipe cannot be built as written: ${facts.build.reason}`, decidedBy: {phase: 'build'}}
+    return {state: 'skip', reason: `the kernel did not build: ${facts.build.reason}`, decidedBy: {phase: 'build'}}
+  }
   const gate = facts.gate
   if (gate?.outcome === 'failed') {
     return {state: 'fail', reason: `the kernel failed its sanity gate: ${gate.reason}`, ...(gate.excerpt?.length ? {details: gate.excerpt} : {}), decidedBy: {phase: 'gate'}}

@@ -30,6 +30,12 @@ test('a kernel that did not build skips its cells (not fail), with the build\'s 
   assert.equal(decideCell(facts({build: {ok: true}})).state, 'pass', 'a build that worked decides nothing')
 })
 
+test('a recipe that cannot be built as written (a patch that does not apply) is an error, not a skip', () => {
+  const reason = '--patch fix.patch does not apply (patch 1 of 1): fs/dax.c: hunk #2 failed (at line 15): refresh it against this kernel source, or leave it out: nothing was built'
+  const decision = decideCell(facts({build: {ok: false, reason, badInput: true}, gate: undefined, attempts: []}))
+  assert.deepEqual(decision, {state: 'error', reason: `the kernel's recipe cannot be built as written: ${reason}`, decidedBy: {phase: 'build'}})
+})
+
 test('a cell a version rule excluded after resolution is a skip with the rule', () => {
   const decision = decideCell(facts({excluded: 'excluded by the rule at m.yaml:8:5: kernel 5.2.21 is up to 5.2', attempts: []}))
   assert.deepEqual(decision, {state: 'skip', reason: 'excluded by the rule at m.yaml:8:5: kernel 5.2.21 is up to 5.2', decidedBy: {phase: 'plan'}})
