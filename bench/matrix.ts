@@ -5,12 +5,12 @@
  * both sides run the same kernels, image, topology, filesystem and suite; only the scheduling
  * differs (the matrix adds its kernel gates, and runs cells side by side up to --jobs).
  *
- * Kernels and the image are warmed first (pulled, unpacked, one boot each) so that neither side
- * pays a download or an initramfs the other one does not.
+ * A first, untimed matrix run warms the kernels, their initramfs and the image, so that neither
+ * side pays a download, a build or an initramfs the other one does not.
  *
- *   npm run build && node dist/bench/matrix.js [--file examples/matrix-prebuilt.yaml] [--jobs auto]
+ *   npm run build && node dist/bench/matrix.js [--file examples/matrix-prebuilt.yaml] [--jobs auto] [--skip-warm-up]
  */
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -18,7 +18,9 @@ import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {renderTable} from '../src/core/table.js'
 
-const {values} = parseArgs({options: {file: {type: 'string', default: 'examples/matrix-prebuilt.yaml'}, jobs: {type: 'string', default: 'auto'}}})
+const {values} = parseArgs({
+  options: {file: {type: 'string', default: 'examples/matrix-prebuilt.yaml'}, jobs: {type: 'string', default: 'auto'}, 'skip-warm-up': {type: 'boolean', default: false}},
+})
 const runJs = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 const work = await mkdtemp(join(tmpdir(), 'pmemlab-bench-matrix-'))
 const env = {...process.env, PMEMLAB_STATE_DIR: join(work, 'state')}
@@ -33,22 +35,19 @@ interface CellJson {
 const pmemlab = (args: string[], options: {reject?: boolean} = {}) => execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore', stderr: 'inherit', reject: options.reject ?? true})
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
-/** A recorded attempt's command, its output files moved under DIR so the matrix's stay intact. */
-function replayed(command: string[], dir: string): string[] {
-  const args = [...command]
-  for (const [flag, file] of [['--junit', 'junit.xml'], ['--console-log', 'console.log']] as const) {
-    const at = args.indexOf(flag)
-    if (at >= 0) args[at + 1] = join(dir, file)
-  }
-  return args
+/** A recorded attempt's command with the outputs the matrix gave it (JSON, JUnit, console log), into DIR. */
+async function replayed(command: string[], dir: string): Promise<string[]> {
+  await mkdir(dir, {recursive: true})
+  return [...command, '--json', '--junit', join(dir, 'junit.xml'), '--console-log', join(dir, 'console.log')]
 }
 
 try {
-  const listed = await pmemlab(['matrix', values.file!, '--list', '--json'])
-  const kernels = [...new Set((JSON.parse(listed.stdout) as {include: Array<{kernel_label: string}>}).include.map((c) => c.kernel_label))]
-  process.stderr.write(`warming the image and ${kernels.length} kernels (not timed)\n`)
-  await pmemlab(['image', 'build'])
-  for (const kernel of kernels) await pmemlab(['up', '--kernel', kernel, '--', 'true'])
+  // A first matrix run warms everything both sides use: kernels (downloaded, unpacked or built),
+  // their initramfs, the image. Its cells' recorded commands are then the ones to replay.
+  if (!values['skip-warm-up']) {
+    process.stderr.write(`warming up: a first run of pmemlab matrix ${values.file} (not timed)\n`)
+    await pmemlab(['matrix', values.file!, '--jobs', values.jobs!, '--output', join(work, 'warm')], {reject: false})
+  }
 
   process.stderr.write(`running pmemlab matrix ${values.file} --jobs ${values.jobs} (progress below)\n`)
   const output = join(work, 'matrix')
@@ -63,7 +62,7 @@ try {
   const sequentialStarted = performance.now()
   for (const [i, cell] of runnable.entries()) {
     const started = performance.now()
-    const run = await pmemlab(replayed(cell.attempts[0].command!, join(work, `sequential-${i}`)), {reject: false})
+    const run = await pmemlab(await replayed(cell.attempts[0].command!, join(work, `sequential-${i}`)), {reject: false})
     sequential.push({id: cell.id, ms: performance.now() - started, exitCode: run.exitCode ?? -1})
   }
   const sequentialWall = performance.now() - sequentialStarted

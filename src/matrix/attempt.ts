@@ -20,26 +20,15 @@ export const attemptFiles = (n: number) => ({
   log: `attempt-${n}/pmemlab.log`,
 })
 
-/** `pmemlab test` arguments of a cell; FILES are absolute. */
-export function testArgs(plan: Pick<MatrixPlan, 'baseDir'>, cell: Cell, kernelSpec: string, image: string, files: {junit: string; console: string}): string[] {
+/** The `pmemlab test` arguments that decide a cell: what its record keeps, to rerun it by hand. */
+export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cell: Cell, kernelSpec: string, image: string): string[] {
   const suite = cell.suite.source === 'builtin' ? 'builtin' : planPath(plan, cell.suite.source)
-  return [
-    'test',
-    '--kernel',
-    kernelSpec,
-    '--image',
-    image,
-    ...topologyFlags(cell.topology),
-    '--fs',
-    cell.filesystem,
-    '--suite',
-    suite,
-    '--json',
-    '--junit',
-    files.junit,
-    '--console-log',
-    files.console,
-  ]
+  return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', cell.filesystem, '--suite', suite]
+}
+
+/** The cell's command as the matrix runs it: its report as JSON, JUnit and the console log in FILES (absolute). */
+export function testArgs(command: readonly string[], files: {junit: string; console: string}): string[] {
+  return [...command, '--json', '--junit', files.junit, '--console-log', files.console]
 }
 
 /** The part of `pmemlab test --json` a cell uses. */

@@ -39,7 +39,7 @@ const attemptRecord = z.object({
   verdict: z.enum(['pass', 'fail', 'skip', 'error']),
   reason: z.string(),
   durationMs: z.number(),
-  /** The `pmemlab` arguments the attempt ran, so that a cell can be rerun by hand (and timed alone). */
+  /** The `pmemlab` arguments that decide the attempt (its output flags left out), to rerun the cell by hand or time it alone. */
   command: z.array(z.string()).optional(),
 })
 
