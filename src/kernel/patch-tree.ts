@@ -32,7 +32,9 @@ export async function readPatches(files: readonly string[]): Promise<PatchInput[
     try {
       bytes = await readFile(path)
     } catch (error) {
-      throw usageError(`cannot read the patch ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+      const code = (error as NodeJS.ErrnoException).code
+      const what = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'not readable' : code === 'EISDIR' ? 'a directory, not a patch file' : (error as Error).message
+      throw usageError(`--patch ${file}: ${what}`, 'check the path: it is relative to the current directory (to the file, in a matrix or reproducer file)')
     }
     if (!looksLikePatch(bytes.toString('utf8'))) {
       throw usageError(`--patch ${file} is not a patch: it has no "---"/"+++" file headers`, 'give a unified diff, as git format-patch, git diff or diff -u write')

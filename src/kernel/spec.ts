@@ -97,7 +97,7 @@ export function checkBuild(yaml: LocatedYaml, b: z.infer<typeof buildShape>, at:
     } catch {
       // A list's entries are named by their index, a mapping's by their key.
       if (Array.isArray(written)) throw yaml.error([...at, 'set', j], `"${set}" is not an option setting`, 'write CONFIG_NAME=VALUE, like CONFIG_KASAN=y')
-      throw yaml.error([...at, 'set'], `"${set}" is not an option setting`, 'write CONFIG_NAME: VALUE, where VALUE is y, m, n, a number or a quoted string', Object.keys(written as object)[j])
+      throw yaml.error([...at, 'set'], `"${set}" is not an option setting`, 'write CONFIG_NAME: VALUE, where VALUE is y, m, n, a number or a string in both quote kinds (YAML drops one pair), like \'"-lab"\'', Object.keys(written as object)[j])
     }
   })
   return {from: b.from ?? 'kernel.org', version: b.version, source: b.source, tree: b.tree, ref: b.ref, configs: b.configs, set: b.set, ...(b.patches.length > 0 ? {patches: b.patches} : {}), base: b.base, debug: b.debug}

@@ -328,7 +328,7 @@ describe('the patched copy of a source', () => {
         await withCache(join(dir, 'cache'), async (cache) => {
           // The mirror does not exist: reaching it would be a different error.
           const source = {kind: 'version' as const, version: '6.1', mirror: 'http://127.0.0.1:9/pub/linux/kernel'}
-          const missing = await rejectsWith(buildKernel({source, patches: [join(dir, 'nope.patch')]}), /^cannot read the patch .*nope\.patch: ENOENT$/)
+          const missing = await rejectsWith(buildKernel({source, patches: [join(dir, 'nope.patch')]}), /^--patch .*nope\.patch: no such file: check the path: it is relative to the current directory/)
           assert.equal(missing.exitCode, ExitCode.usage)
           await rejectsWith(buildKernel({source, patches: [notPatch]}), /^--patch .*notes\.txt is not a patch/)
           assert.deepEqual(await readdir(cache).catch(() => []), [], 'nothing was downloaded or extracted')
