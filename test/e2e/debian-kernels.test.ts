@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, test} from 'node:test'
-import {mkdtemp, readFile} from 'node:fs/promises'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {assertOneErrorLine, makeLab, root, type Lab} from './cli.js'
@@ -50,7 +50,7 @@ interface MatrixCell {
   tests: Array<{id: string; status: string}>
 }
 
-describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
+describe('Debian prebuilt kernels', {timeout: 2_700_000}, () => {
   let lab: Lab
   const taken = new Map<string, {abi: string; version: string; suites: string[]}>()
   before(async () => {
@@ -96,25 +96,30 @@ describe('Debian prebuilt kernels', {timeout: 1_800_000}, () => {
     }
   })
 
-  test('examples/matrix-prebuilt.yaml: Debian 5.10, 6.12 and 7.x and the host kernel each pass the built-in suite on ext4 and xfs', async () => {
-    const output = join(await mkdtemp(join(tmpdir(), 'pmemlab-matrix-prebuilt-')), 'out')
-    const run = await lab.pmemlab(['matrix', join(root, 'examples', 'matrix-prebuilt.yaml'), '--output', output, '--json'], {timeout: 1_500_000})
+  test('examples/matrix-prebuilt.yaml: Debian 5.10, 6.12 and 7.x and the host kernel each pass the built-in suite on ext4 and xfs', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'pmemlab-matrix-prebuilt-'))
+    t.after(() => rm(dir, {recursive: true, force: true}))
+    const output = join(dir, 'out')
+    const run = await lab.pmemlab(['matrix', join(root, 'examples', 'matrix-prebuilt.yaml'), '--output', output, '--json'], {timeout: 1_800_000})
     assert.equal(run.exitCode, 0, failure(run))
     const cells = (JSON.parse(run.stdout) as {cells: MatrixCell[]}).cells
+    // The file allows one retry: a cell that passed on it is flaky, which the matrix counts as passed; say so.
+    for (const flaky of cells.filter((c) => c.state === 'flaky')) t.diagnostic(`flaky: ${flaky.id}: ${flaky.reason}`)
     assert.deepEqual(
-      cells.map((c) => [c.id, c.state]),
+      cells.map((c) => [c.id, c.state === 'flaky' ? 'pass' : c.state]),
       ['debian-5.10', 'debian-6.12', 'debian-7', 'distro'].flatMap((k) => ['ext4', 'xfs'].map((fs) => [`${k}-pmem-${fs}-builtin`, 'pass'])),
       cells.map((c) => `${c.id} ${c.state}: ${c.reason}`).join('\n'),
     )
-    const series = new Set(cells.filter((c) => c.kernel.label.startsWith('debian:')).map((c) => /^\d+\.\d+/.exec(c.kernel.version ?? '')?.[0]))
+    const debian = cells.filter((c) => c.kernel.label.startsWith('debian:'))
+    const series = new Set(debian.map((c) => /^\d+\.\d+/.exec(c.kernel.version ?? '')?.[0]))
     assert.equal(series.size, 3, `three Debian kernel series: ${[...series].join(', ')}`)
+    for (const cell of debian) assert.ok(cell.kernel.version?.startsWith(cell.kernel.label.replace(/^debian:/, '')), `${cell.id} ran ${cell.kernel.version}`)
     for (const cell of cells) {
-      assert.ok(cell.kernel.version?.startsWith(cell.kernel.label.replace(/^debian:/, '').replace(/^distro$/, '')), `${cell.id} ran ${cell.kernel.version}`)
       const suiteTests = cell.tests.filter((t) => !t.id.startsWith('kernel/console/'))
       assert.ok(suiteTests.length >= 10, `${cell.id}: the built-in suite ran (${suiteTests.length} tests)`)
       assert.deepEqual(cell.tests.filter((t) => t.status !== 'pass' && t.status !== 'skip'), [], cell.id)
     }
-    assert.match(await readFile(join(output, 'summary.md'), 'utf8'), /\*\*PASSED\*\*: 8 pass, 0 flaky, 0 fail, 0 error, 0 skip of 8 cells/)
+    assert.match(await readFile(join(output, 'summary.md'), 'utf8'), /\*\*PASSED\*\*: \d pass, \d flaky, 0 fail, 0 error, 0 skip of 8 cells/)
     assert.deepEqual(await lab.qemuProcesses(), [])
     assert.deepEqual(await lab.vmDirs(), [])
   })

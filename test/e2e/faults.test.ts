@@ -111,10 +111,6 @@ describe('faults injected into the cache', {timeout: 1_800_000}, () => {
     assert.equal(result.stdout, '')
     assertOneErrorLine(result.stderr, noSpaceLine('building a kernel'))
     assert.deepEqual(await leftovers(), [], 'no xz, tar or make left running')
-    // It stops at the first file that cannot be written, not after decompressing the whole tarball
-    // (said without a clock: these machines are shared, so wall time proves nothing).
-    assert.match(result.stderr, /^pmemlab: extracting /m)
-    assert.doesNotMatch(result.stderr, /extracted in/)
 
     const listed = await pmemlab(['kernel', 'ls', '--json'])
     assert.equal(listed.exitCode, 0, listed.stderr)
