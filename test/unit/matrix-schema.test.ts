@@ -1,29 +1,18 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {PmemlabError} from '../../src/core/errors.js'
 import {classifySpec} from '../../src/kernel/spec.js'
 import {kernelLabel, safeName} from '../../src/matrix/kernels.js'
 import {parseMatrix, planPath} from '../../src/matrix/schema.js'
+import {usageLine} from './usage.js'
 
 /** A file's lines joined, so that line numbers in the expectations can be counted. */
 const file = (...lines: string[]) => `${lines.join('\n')}\n`
 
 const HEAD = ['version: 1', 'kernels: [distro]', 'topologies:', '  pm: {memmap: [256M]}']
 
-/** The one line a bad file gets, after checking it is a usage error (exit 2). */
-function errorOf(text: string, name = 'm.yaml'): string {
-  try {
-    parseMatrix(text, name)
-  } catch (error) {
-    assert.ok(error instanceof PmemlabError, `not a PmemlabError: ${String(error)}`)
-    assert.equal(error.exitCode, 2)
-    const line = error.oneLine()
-    assert.doesNotMatch(line, /\n/, 'one line')
-    return line
-  }
-  assert.fail(`accepted:\n${text}`)
-}
+/** The one line a bad file gets (a usage error, exit 2). */
+const errorOf = (text: string, name = 'm.yaml'): string => usageLine(() => parseMatrix(text, name), text)
 
 test('a full matrix file parses into the plan, with names, kinds and versions of its kernels', () => {
   const plan = parseMatrix(

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
-import {PmemlabError} from '../../src/core/errors.js'
 import {packageRoot} from '../../src/core/paths.js'
 import {parseMatrix} from '../../src/matrix/schema.js'
 import {preparationCommands} from '../../src/repro/prepare.js'
 import {parseRepro} from '../../src/repro/schema.js'
+import {usageLine} from './usage.js'
 
 /** A file's lines joined, so that line numbers in the expectations can be counted. */
 const file = (...lines: string[]) => `${lines.join('\n')}\n`
@@ -14,19 +14,8 @@ const file = (...lines: string[]) => `${lines.join('\n')}\n`
 /** The smallest file there is: a script and what counts. */
 const TAIL = ['run: ./trigger', 'expect: {exit: nonzero}']
 
-/** The one line a bad file gets, after checking it is a usage error (exit 2). */
-function errorOf(text: string, name = 'r.yaml'): string {
-  try {
-    parseRepro(text, name)
-  } catch (error) {
-    assert.ok(error instanceof PmemlabError, `not a PmemlabError: ${String(error)}`)
-    assert.equal(error.exitCode, 2)
-    const line = error.oneLine()
-    assert.doesNotMatch(line, /\n/, 'one line')
-    return line
-  }
-  assert.fail(`accepted:\n${text}`)
-}
+/** The one line a bad file gets (a usage error, exit 2). */
+const errorOf = (text: string, name = 'r.yaml'): string => usageLine(() => parseRepro(text, name), text)
 
 describe('a good reproducer file', () => {
   test('parses into the plan, with every path resolved against the file\'s directory', () => {
