@@ -43,6 +43,26 @@ export class LocatedYaml {
     return located(doc.toJS({maxAliasCount: 100}))
   }
 
+  /**
+   * The document as SHAPE reads it, after the checks every pmemlab file shares: a mapping (else
+   * "is not a WHAT", pointing at EXAMPLE), with a `version:` that is FORMAT. Errors name their line.
+   */
+  versioned<T extends z.ZodTypeAny>(
+    format: number,
+    about: {what: string; example: string},
+    shape: T,
+    known: (path: YamlPath) => readonly string[],
+  ): z.infer<T> {
+    const raw = this.data
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw this.error([], `is not ${about.what}`, `see ${about.example}`)
+    if (!('version' in raw)) throw this.error([], 'has no version', `add version: ${format} as its first line`)
+    const version = (raw as {version: unknown}).version
+    if (version !== format) throw this.error(['version'], `format ${JSON.stringify(version)} is not one this pmemlab reads`, `write version: ${format} (or upgrade pmemlab)`)
+    const parsed = shape.safeParse(raw)
+    if (!parsed.success) throw this.issueError(parsed.error.issues, known)
+    return parsed.data
+  }
+
   /** The data at PATH, as read (after the number rule above). */
   valueAt(path: YamlPath): unknown {
     let value = this.data

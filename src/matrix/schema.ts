@@ -137,17 +137,7 @@ function knownKeys(path: YamlPath): readonly string[] {
 /** Parses and validates a matrix file's TEXT; FILE names it in errors and anchors its relative paths. */
 export function parseMatrix(text: string, file: string): MatrixPlan {
   const yaml = LocatedYaml.parse(text, file, new Set(['version', 'retries', 'jobs', 'timeout']))
-  if (yaml.data === null || typeof yaml.data !== 'object' || Array.isArray(yaml.data)) {
-    throw yaml.error([], 'is not a matrix file (a mapping with version, kernels and topologies)', 'see examples/matrix.yaml')
-  }
-  const raw = yaml.data as Record<string, unknown>
-  if (!('version' in raw)) throw yaml.error([], 'has no version', 'add version: 1 as its first line')
-  if (raw.version !== MATRIX_FORMAT) {
-    throw yaml.error(['version'], `format ${JSON.stringify(raw.version)} is not one this pmemlab reads`, `write version: ${MATRIX_FORMAT} (or upgrade pmemlab)`)
-  }
-  const parsed = fileShape.safeParse(raw)
-  if (!parsed.success) throw yaml.issueError(parsed.error.issues, knownKeys)
-  const data = parsed.data
+  const data = yaml.versioned(MATRIX_FORMAT, {what: 'a matrix file (a mapping with version, kernels and topologies)', example: 'examples/matrix.yaml'}, fileShape, knownKeys)
   const kernels = data.kernels.map((entry, i) => checkKernel(yaml, entry, i))
   unique(yaml, kernels, 'kernels', 'kernel', 'give one of them a name:')
   const topologies = Object.entries(data.topologies).map(([topologyName, t]) => checkTopology(yaml, topologyName, t))

@@ -148,17 +148,7 @@ function knownKeys(path: YamlPath): readonly string[] {
 /** Parses and validates a reproducer file's TEXT; FILE names it in errors and anchors its relative paths. */
 export function parseRepro(text: string, file: string): ReproPlan {
   const yaml = LocatedYaml.parse(text, file, new Set(['version', 'lab.cpus', 'run.runs', 'expect.exit', 'expect.timeout']))
-  if (yaml.data === null || typeof yaml.data !== 'object' || Array.isArray(yaml.data)) {
-    throw yaml.error([], 'is not a reproducer file (a mapping with version, run and expect)', 'see examples/repro/warning-sysrq.yaml')
-  }
-  const raw = yaml.data as Record<string, unknown>
-  if (!('version' in raw)) throw yaml.error([], 'has no version', 'add version: 1 as its first line')
-  if (raw.version !== REPRO_FORMAT) {
-    throw yaml.error(['version'], `format ${JSON.stringify(raw.version)} is not one this pmemlab reads`, `write version: ${REPRO_FORMAT} (or upgrade pmemlab)`)
-  }
-  const parsed = fileShape.safeParse(raw)
-  if (!parsed.success) throw yaml.issueError(parsed.error.issues, knownKeys)
-  const data = parsed.data
+  const data = yaml.versioned(REPRO_FORMAT, {what: 'a reproducer file (a mapping with version, run and expect)', example: 'examples/repro/warning-sysrq.yaml'}, fileShape, knownKeys)
   const baseDir = dirname(resolve(file))
   const at = (path: string) => resolve(baseDir, path)
   const kernel = data.kernel && checkKernel(yaml, data.kernel, at)
