@@ -91,14 +91,11 @@ export async function cacheSalts(plan: Pick<MatrixPlan, 'baseDir' | 'kernels'>):
   for (const kernel of plan.kernels) {
     if (kernel.kind !== 'build') continue
     const hash = createHash('sha256').update(shared)
-    for (const config of kernel.build!.configs) {
-      const path = planPath(plan, config)
-      hash.update(`\0${config}\0`)
-      hash.update(await readFile(path).catch(() => Buffer.from(`missing ${path}`)))
-    }
-    for (const patch of kernel.build!.patches ?? []) {
-      const path = planPath(plan, patch)
-      hash.update(`\0patch\0`)
+    // A fragment is tagged by its name as written, a patch by "patch" (its name is not its content).
+    const files = [...kernel.build!.configs.map((config) => [config, config]), ...(kernel.build!.patches ?? []).map((patch) => ['patch', patch])]
+    for (const [tag, file] of files) {
+      const path = planPath(plan, file)
+      hash.update(`\0${tag}\0`)
       hash.update(await readFile(path).catch(() => Buffer.from(`missing ${path}`)))
     }
     salts.set(kernel.name, hash.digest('hex').slice(0, 16))

@@ -285,8 +285,9 @@ class MatrixRun {
     const dir = cellDir(this.output, cell.id)
     const startedAt = new Date().toISOString()
     const started = Date.now()
+    // Every attempt runs the same command; only its output files differ.
+    const command = cellCommand(this.plan, cell, state.spec!, this.image)
     const attempts: AttemptFact[] = []
-    const commands: string[][] = []
     const reports: Array<TestReport | undefined> = []
     do {
       const n = attempts.length + 1
@@ -294,7 +295,6 @@ class MatrixRun {
       await mkdir(join(dir, files.dir), {recursive: true})
       this.row({id: cell.id, kind: 'cell', status: 'running', tone: 'active', note: n > 1 ? `attempt ${n} of ${this.retries + 1}` : undefined, since: started})
       const at = (file: string) => join(dir, file)
-      const command = cellCommand(this.plan, cell, state.spec!, this.image)
       const args = testArgs(command, {junit: at(files.junit), console: at(files.console)})
       const child = await this.children.run(args, {stdout: at(files.results), stderr: at(files.log)}, {timeoutMs: this.timeoutSec * 1000})
       const [stdout, stderr] = await Promise.all([readFile(at(files.results), 'utf8').catch(() => ''), readFile(at(files.log), 'utf8').catch(() => '')])
@@ -305,17 +305,16 @@ class MatrixRun {
       const kept = childError(stderr).keptLog
       if (kept && !(await nonEmpty(at(files.console)))) await copyFile(kept, at(files.console)).catch(() => undefined)
       attempts.push(fact)
-      commands.push(command)
       reports.push(report)
     } while (!this.interrupted && wantsRetry(attempts, this.retries))
     const decision = this.decide(state, cell, attempts)
     const deciding = decision.decidedBy.attempt ?? attempts.length
     const report = reports[deciding - 1]
-    await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, commands})
+    await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, command})
   }
 
   /** Writes the cell's directory and record, and shows its state. */
-  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number; commands: string[][]}): Promise<void> {
+  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number; command: string[]}): Promise<void> {
     if (this.records.has(cell.id)) return
     const dir = cellDir(this.output, cell.id)
     await mkdir(join(dir, 'kernel'), {recursive: true})
@@ -336,7 +335,7 @@ class MatrixRun {
       build: state.build?.record,
       attempts: attempts.map((a, i) => {
         const {verdict, reason} = attemptVerdict(a)
-        return {verdict, reason, durationMs: a.durationMs, ...(ran?.commands[i] ? {command: ran.commands[i]} : {})}
+        return {verdict, reason, durationMs: a.durationMs, ...(ran ? {command: ran.command} : {})}
       }),
       startedAt: ran?.startedAt,
       tests: ran?.tests,
