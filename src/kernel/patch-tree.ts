@@ -74,6 +74,7 @@ async function runPatch(program: string, tree: string, file: string, strip: numb
  */
 export async function applyPatches(tree: string, patches: readonly PatchInput[], files: readonly string[], signal?: AbortSignal): Promise<number[]> {
   const program = await requireProgram('patch', 'patch')
+  const refusal = (i: number, report: PatchReport) => usageError(patchFailureMessage(patches, i, report), 'refresh it against this kernel source, or leave it out: nothing was built')
   const strips: number[] = []
   for (const [i, patch] of patches.entries()) {
     let strip = 1
@@ -87,9 +88,9 @@ export async function applyPatches(tree: string, patches: readonly PatchInput[],
         log.info(`${patch.name}: its paths have no a/ and b/ prefix: applying it with -p0`)
       }
     }
-    if (check.exit !== 0) throw usageError(patchFailureMessage(patches, i, check.report), 'refresh it against this kernel source, or leave it out: nothing was built')
+    if (check.exit !== 0) throw refusal(i, check.report)
     const applied = await runPatch(program, tree, files[i], strip, false, signal)
-    if (applied.exit !== 0) throw usageError(patchFailureMessage(patches, i, applied.report), 'refresh it against this kernel source, or leave it out: nothing was built')
+    if (applied.exit !== 0) throw refusal(i, applied.report)
     for (const f of applied.report.fuzz) log.warn(`${patch.name}: ${f.file}: hunk #${f.hunk} applied with fuzz ${f.fuzz} (some context lines did not match): check that it landed where it should`)
     strips.push(strip)
   }
