@@ -98,3 +98,13 @@ export function assertOneErrorLine(stderr: string, expected: RegExp): void {
   assert.equal(lines.at(-1), errors[0], `stderr ends with the error:\n${stderr}`)
   assert.match(errors[0], expected)
 }
+
+/** A cell of matrix.json (or a cell.json), as far as the tests read it. */
+export interface MatrixCellJson {
+  id: string
+  state: string
+  reason: string
+  kernel: {name: string; label: string; version?: string}
+  tests: Array<{id: string; status: string}>
+  artifacts: Record<string, string>
+}

@@ -3,7 +3,7 @@ import {after, before, describe, test} from 'node:test'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {assertOneErrorLine, makeLab, root, type Lab} from './cli.js'
+import {assertOneErrorLine, makeLab, root, type Lab, type MatrixCellJson} from './cli.js'
 
 /**
  * Debian's prebuilt kernels from the real archive (deb.debian.org, or PMEMLAB_DEBIAN_MIRROR):
@@ -41,14 +41,6 @@ function takenPackage(stderr: string, spec: string): {abi: string; version: stri
 /** What a failed run said, its end first: CI shows only the head of a long assertion message. */
 const failure = (run: {exitCode?: number; stdout: string; stderr: string}) =>
   `exit ${run.exitCode}; stderr ends:\n${run.stderr.trimEnd().split('\n').slice(-25).join('\n')}\nstdout ends:\n${run.stdout.trimEnd().split('\n').slice(-15).join('\n')}`
-
-interface MatrixCell {
-  id: string
-  state: string
-  reason: string
-  kernel: {label: string; version?: string}
-  tests: Array<{id: string; status: string}>
-}
 
 describe('Debian prebuilt kernels', {timeout: 2_700_000}, () => {
   let lab: Lab
@@ -102,7 +94,7 @@ describe('Debian prebuilt kernels', {timeout: 2_700_000}, () => {
     const output = join(dir, 'out')
     const run = await lab.pmemlab(['matrix', join(root, 'examples', 'matrix-prebuilt.yaml'), '--output', output, '--json'], {timeout: 1_800_000})
     assert.equal(run.exitCode, 0, failure(run))
-    const cells = (JSON.parse(run.stdout) as {cells: MatrixCell[]}).cells
+    const cells = (JSON.parse(run.stdout) as {cells: MatrixCellJson[]}).cells
     // The file allows one retry: a cell that passed on it is flaky, which the matrix counts as passed; say so.
     for (const flaky of cells.filter((c) => c.state === 'flaky')) t.diagnostic(`flaky: ${flaky.id}: ${flaky.reason}`)
     assert.deepEqual(

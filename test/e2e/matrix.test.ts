@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {execa} from 'execa'
-import {makeLab, type Lab} from './cli.js'
+import {makeLab, type Lab, type MatrixCellJson} from './cli.js'
 
 /**
  * Issue 10's matrix on real guests: a small matrix file (the distro kernel, one NVDIMM, ext4 and
@@ -14,20 +14,12 @@ import {makeLab, type Lab} from './cli.js'
  * same cells in matrix.json. Then an interrupted run, and a bad file.
  */
 
-interface CellResult {
-  id: string
-  state: string
-  reason: string
-  kernel: {name: string; version?: string}
-  tests: Array<{id: string; status: string}>
-  artifacts: Record<string, string>
-}
 interface MatrixJson {
   format: string
   matrix: {hash: string; name?: string}
   ok: boolean
   summary: Record<string, number>
-  cells: CellResult[]
+  cells: MatrixCellJson[]
 }
 
 const SUITE = `#!/bin/sh
@@ -138,7 +130,7 @@ describe('pmemlab matrix', {timeout: 1_200_000}, () => {
       const output = join(dir, `job-${i}`)
       const run = await lab.pmemlab(['matrix', file, '--cell', entry.cell, '--output', output, '--json'])
       assert.equal(run.exitCode, 0, tail(run.stderr))
-      assert.equal((JSON.parse(run.stdout) as CellResult).id, entry.cell)
+      assert.equal((JSON.parse(run.stdout) as MatrixCellJson).id, entry.cell)
       // A CI job writes its cell's directory only: no merged results of a matrix it saw one cell of.
       await assert.rejects(stat(join(output, 'matrix.json')))
       dirs.push(join(output, 'cells', entry.cell))
