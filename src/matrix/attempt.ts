@@ -20,10 +20,15 @@ export const attemptFiles = (n: number) => ({
   log: `attempt-${n}/pmemlab.log`,
 })
 
-/** The `pmemlab test` arguments that decide a cell: what its record keeps, to rerun it by hand. */
-export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cell: Cell, kernelSpec: string, image: string): string[] {
+/**
+ * The `pmemlab test` arguments that decide a cell: what its record keeps, to rerun it by hand.
+ * Given the cells of a shared boot (one kernel, topology and suite: share.ts), the one run of them all.
+ */
+export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cells: Cell | readonly Cell[], kernelSpec: string, image: string): string[] {
+  const all = Array.isArray(cells) ? (cells as readonly Cell[]) : [cells as Cell]
+  const [cell] = all
   const suite = cell.suite.source === 'builtin' ? 'builtin' : planPath(plan, cell.suite.source)
-  return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', cell.filesystem, '--suite', suite]
+  return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', all.map((c) => c.filesystem).join(','), '--suite', suite]
 }
 
 /** The cell's command as the matrix runs it: its report as JSON, JUnit and the console log in FILES (absolute). */
@@ -78,7 +83,7 @@ export function attemptFact(
     case ExitCode.guestDied:
       return {outcome: 'died', reason, ...(excerpt.length > 0 ? {excerpt} : {}), durationMs}
     case ExitCode.bootFailed:
-      return bootFailureIsKernels(reason) ? {outcome: 'died', reason, ...(excerpt.length > 0 ? {excerpt} : {}), durationMs} : {outcome: 'error', reason, durationMs}
+      return bootFailureIsKernels(reason) ? {outcome: 'died', atBoot: true, reason, ...(excerpt.length > 0 ? {excerpt} : {}), durationMs} : {outcome: 'error', reason, durationMs}
     default:
       // 8 (QEMU died), 2 (the host cannot fit it), 3 (a tool is missing), 4, 5, a crash: the lab's.
       return {outcome: 'error', reason, durationMs}

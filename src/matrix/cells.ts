@@ -140,6 +140,11 @@ export function exclusionReason(rule: ExcludeRule, version?: string): string {
   return `excluded by the rule at ${rule.where}${version !== undefined && range ? `: kernel ${version} is ${range}` : ''}`
 }
 
+/** Whether a rule of the cell still waits for a VERSION more precise than what is known (only a boot can tell). */
+export function versionUndecided(cell: Pick<Cell, 'pending'>, version: string | undefined): boolean {
+  return cell.pending.some((rule) => versionInRange(version, rule.minVersion, rule.maxVersion) === undefined)
+}
+
 /** The cell --cell ID names; a usage error that says why not (excluded, or a near miss). */
 export function findCell(expansion: Expansion, id: string, file: string): Cell {
   const cell = expansion.cells.find((c) => c.id === id)

@@ -41,6 +41,8 @@ const attemptRecord = z.object({
   durationMs: z.number(),
   /** The `pmemlab` arguments that decide the attempt (its output flags left out), to rerun the cell by hand or time it alone. */
   command: z.array(z.string()).optional(),
+  /** A boot shared with other cells (share_boots): every cell it ran, and the one command that ran them. */
+  boot: z.object({cells: z.array(z.string()), command: z.array(z.string())}).strict().optional(),
 })
 
 const cellRecordShape = z

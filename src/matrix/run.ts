@@ -5,15 +5,18 @@
  *
  * A run: the guest image is resolved (built) once; then each kernel goes its own way, all at
  * once. A kernel pmemlab builds is built first (builds queue one behind the other: each uses
- * every core); a failed build makes its cells `skip`. Then its sanity gate (gate.ts) boots it
- * once; then its cells run, each as a `pmemlab test` process (attempt.ts, children.ts), retried
- * while the flaky rule allows. Gates and cells share --jobs slots (slots.ts), gates first. Each
+ * every core); a failed build makes its cells `skip`. Then its cells run, each as a `pmemlab
+ * test` process (attempt.ts, children.ts), retried while the flaky rule allows; with share_boots,
+ * the cells that differ only in filesystem run in one (share.ts). The kernel's first boot is its
+ * sanity gate: a kernel that cannot boot fails its other cells at once. Only when a version rule
+ * waits for a version that only a boot can tell does a separate gate (gate.ts) boot it first.
+ * Gates and cells share --jobs slots (slots.ts), gates first. Each
  * cell's record is written the moment it ends (outputs.ts), so an interrupted run keeps every
  * finished cell; the merge then marks the others. Progress is a live table on stderr (live.ts).
  */
 import {copyFile, mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {availableParallelism, tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
@@ -22,7 +25,7 @@ import {buildKernel, type BuildResult} from '../kernel/build.js'
 import {probeHostCapacity} from '../lab/hostfit.js'
 import {loadUserSuite} from '../suite/usersuite.js'
 import {attemptFact, attemptFiles, cellCommand, parseTestReport, testArgs, type TestReport} from './attempt.js'
-import {deviceKinds, excludedByVersion, exclusionReason, expandCells, findCell, kernelGroups, type Cell, type DeviceKind} from './cells.js'
+import {deviceKinds, excludedByVersion, exclusionReason, expandCells, findCell, kernelGroups, versionUndecided, type Cell, type DeviceKind} from './cells.js'
 import {Children} from './children.js'
 import {childError, gateArgs, gateFact, gateTopology} from './gate.js'
 import {cellMemoryBytes, defaultJobs} from './jobs.js'
@@ -30,8 +33,9 @@ import {bootSpec, buildRequest, optionsReport} from './kernel.js'
 import {kernelLabel, type MatrixKernel} from './kernels.js'
 import {CELL_TONE, LiveTable, type LiveRow} from './live.js'
 import {cellDir, kernelDir, matrixExitCode, mergeRecords, writeCell, writeMatrix} from './outputs.js'
-import {cellRecord, cellTests, tally, type CellRecord, type CellTest, type MatrixDocument} from './results.js'
+import {cellRecord, cellTests, ranAttempt, tally, type CellRecord, type CellTest, type MatrixDocument} from './results.js'
 import {planPath, type MatrixPlan} from './schema.js'
+import {bootGroups, consoleRelease, partDocument, splitReport} from './share.js'
 import {Slots} from './slots.js'
 import {attemptVerdict, decideCell, wantsRetry, type AttemptFact, type BuildFact, type CellDecision, type GateFact} from './state.js'
 
@@ -197,12 +201,33 @@ class MatrixRun {
       let remaining = await this.excludeByVersion(cells, state)
       if (remaining.length === 0) return
       state.spec = bootSpec(kernel, this.plan, state.build?.result?.key)
-      await this.slots.run(PRIORITY.gate, () => this.gate(state, remaining, kinds))
-      if (this.interrupted || !state.gate) return
-      remaining = await this.excludeByVersion(remaining, state)
+      let groups = bootGroups(remaining, this.plan.shareBoots === true)
+      if (remaining.some((cell) => versionUndecided(cell, state.version))) {
+        // Only a boot can tell which cells a version rule leaves out: the gate boots it first.
+        await this.slots.run(PRIORITY.gate, () => this.gate(state, remaining, kinds))
+        if (this.interrupted || !state.gate) return
+        remaining = await this.excludeByVersion(remaining, state)
+        groups = bootGroups(remaining, this.plan.shareBoots === true)
+      } else {
+        // The first boot is the gate: a kernel that cannot boot fails the other cells at once.
+        const [first, ...rest] = groups
+        this.row({id: kernelRow(kernel), kind: 'kernel', status: 'first boot', tone: 'active', note: `cell ${first.map((c) => c.id).join(', ')}`})
+        const facts = await this.slots.run(PRIORITY.gate, () => this.boot(first, state))
+        if (this.interrupted || !facts) return
+        state.gate = this.firstBootGate(facts, first, state)
+        groups = rest
+      }
       const gate = state.gate
-      const passed = (cell: Cell) => gate.outcome === 'booted' && !(gate.missing ?? []).some((kind) => deviceKinds(cell.topology).includes(kind))
-      await Promise.all(remaining.map((cell) => (passed(cell) ? this.slots.run(PRIORITY.cell, () => this.cell(cell, state)) : this.finish(cell, state, this.decide(state, cell, [])))))
+      const passed = (cell: Cell) => gate?.outcome === 'booted' && !(gate.missing ?? []).some((kind) => deviceKinds(cell.topology).includes(kind))
+      await Promise.all(
+        groups.map((group) => {
+          const [going, stopped] = [group.filter(passed), group.filter((cell) => !passed(cell))]
+          return Promise.all([
+            ...stopped.map((cell) => this.finish(cell, state, this.decide(state, cell, []))),
+            going.length > 0 ? this.slots.run(PRIORITY.cell, () => this.boot(going, state)) : undefined,
+          ])
+        }),
+      )
     } catch (error) {
       if (this.interrupted) return
       const reason = `pmemlab broke while running it: ${error instanceof PmemlabError ? error.oneLine() : (error as Error).message}`
@@ -280,41 +305,92 @@ class MatrixRun {
     this.row({id: kernelRow(kernel), kind: 'kernel', status, tone: tone as LiveRow['tone'], note, since: started, until: Date.now()})
   }
 
-  /** A cell's attempts, then its record; nothing when the matrix is interrupted before an attempt ends. */
-  private async cell(cell: Cell, state: KernelState): Promise<void> {
-    const dir = cellDir(this.output, cell.id)
+  /**
+   * The attempts of a boot group (one cell, or the cells of a shared boot), then each cell's
+   * record; nothing for a cell whose attempt the interrupt cut short. A retry boots again with
+   * the cells that want one only.
+   */
+  private async boot(group: Cell[], state: KernelState): Promise<Map<string, AttemptFact[]> | undefined> {
     const startedAt = new Date().toISOString()
     const started = Date.now()
-    // Every attempt runs the same command; only its output files differ.
-    const command = cellCommand(this.plan, cell, state.spec!, this.image)
-    const attempts: AttemptFact[] = []
-    const reports: Array<TestReport | undefined> = []
-    do {
-      const n = attempts.length + 1
-      const files = attemptFiles(n)
-      await mkdir(join(dir, files.dir), {recursive: true})
-      this.row({id: cell.id, kind: 'cell', status: 'running', tone: 'active', note: n > 1 ? `attempt ${n} of ${this.retries + 1}` : undefined, since: started})
-      const at = (file: string) => join(dir, file)
-      const args = testArgs(command, {junit: at(files.junit), console: at(files.console)})
-      const child = await this.children.run(args, {stdout: at(files.results), stderr: at(files.log)}, {timeoutMs: this.timeoutSec * 1000})
-      const [stdout, stderr] = await Promise.all([readFile(at(files.results), 'utf8').catch(() => ''), readFile(at(files.log), 'utf8').catch(() => '')])
-      const report = parseTestReport(stdout)
-      const fact = attemptFact(child, report, stderr, this.timeoutSec)
-      if (!fact) return
-      // A VM that died at boot took its directory along; the lab kept its console log elsewhere.
-      const kept = childError(stderr).keptLog
-      if (kept && !(await nonEmpty(at(files.console)))) await copyFile(kept, at(files.console)).catch(() => undefined)
-      attempts.push(fact)
-      reports.push(report)
-    } while (!this.interrupted && wantsRetry(attempts, this.retries))
-    const decision = this.decide(state, cell, attempts)
-    const deciding = decision.decidedBy.attempt ?? attempts.length
-    const report = reports[deciding - 1]
-    await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, command})
+    const facts = new Map(group.map((cell) => [cell.id, [] as AttemptFact[]]))
+    const reports = new Map(group.map((cell) => [cell.id, [] as Array<TestReport | undefined>]))
+    const shared = new Map<string, {cells: string[]; command: string[]}>()
+    let going = group
+    for (let n = 1; going.length > 0 && !this.interrupted; n++) {
+      for (const cell of going) this.row({id: cell.id, kind: 'cell', status: 'running', tone: 'active', note: n > 1 ? `attempt ${n} of ${this.retries + 1}` : going.length > 1 ? `one boot for ${going.map((c) => c.filesystem).join(', ')}` : undefined, since: started})
+      const seen = await this.attempt(going, state, n)
+      if (!seen) return undefined
+      for (const cell of going) {
+        facts.get(cell.id)!.push(seen.get(cell.id)!.fact)
+        reports.get(cell.id)!.push(seen.get(cell.id)!.report)
+      }
+      if (going.length > 1) shared.set(String(n), {cells: going.map((c) => c.id), command: cellCommand(this.plan, going, state.spec!, this.image)})
+      going = going.filter((cell) => wantsRetry(facts.get(cell.id)!, this.retries))
+    }
+    if (this.interrupted) return undefined
+    for (const cell of group) {
+      const attempts = facts.get(cell.id)!
+      const decision = this.decide(state, cell, attempts)
+      const deciding = decision.decidedBy.attempt ?? attempts.length
+      const report = reports.get(cell.id)![deciding - 1]
+      const command = cellCommand(this.plan, cell, state.spec!, this.image)
+      const boots = attempts.map((_, i) => shared.get(String(i + 1)))
+      await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, command, boots})
+    }
+    return facts
+  }
+
+  /**
+   * Attempt N of CELLS: one `pmemlab test` run. A cell on its own writes into its attempt
+   * directory; a shared boot writes into the first cell's `attempt-N/boot/`, and each cell gets
+   * its part of the report (share.ts) with the boot's console and log. Undefined when interrupted.
+   */
+  private async attempt(cells: Cell[], state: KernelState, n: number): Promise<Map<string, {fact: AttemptFact; report?: TestReport}> | undefined> {
+    const files = attemptFiles(n)
+    const at = (cell: Cell, file: string) => join(cellDir(this.output, cell.id), file)
+    for (const cell of cells) await mkdir(at(cell, files.dir), {recursive: true})
+    const run = (file: keyof typeof files) => (cells.length === 1 ? at(cells[0], files[file]) : join(at(cells[0], files.dir), 'boot', files[file].slice(files.dir.length + 1)))
+    if (cells.length > 1) await mkdir(dirname(run('results')), {recursive: true})
+    const args = testArgs(cellCommand(this.plan, cells, state.spec!, this.image), {junit: run('junit'), console: run('console')})
+    const timeoutSec = this.timeoutSec * cells.length
+    const child = await this.children.run(args, {stdout: run('results'), stderr: run('log')}, {timeoutMs: timeoutSec * 1000})
+    const [stdout, stderr] = await Promise.all([readFile(run('results'), 'utf8').catch(() => ''), readFile(run('log'), 'utf8').catch(() => '')])
+    const report = parseTestReport(stdout)
+    const fact = attemptFact(child, report, stderr, timeoutSec)
+    if (!fact) return undefined
+    // A VM that died at boot took its directory along; the lab kept its console log elsewhere.
+    const kept = childError(stderr).keptLog
+    if (kept && !(await nonEmpty(run('console')))) await copyFile(kept, run('console')).catch(() => undefined)
+    // The booted kernel's own release (as the gate's uname -r) beats the coarser version of its spec.
+    state.version = state.build?.result?.build.kernelVersion ?? consoleRelease(await readFile(run('console'), 'utf8').catch(() => '')) ?? state.version
+    const seen = new Map<string, {fact: AttemptFact; report?: TestReport}>()
+    if (cells.length === 1) return seen.set(cells[0].id, {fact, report})
+    const parts = report && fact.outcome === 'ran' ? splitReport(report, cells.map((c) => c.filesystem)) : undefined
+    const ids = cells.map((c) => c.id)
+    for (const cell of cells) {
+      const part = parts?.get(cell.filesystem)
+      if (part) await writeFileAtomic(at(cell, files.results), `${JSON.stringify(partDocument(JSON.parse(stdout) as object, part, cell.filesystem, ids), null, 2)}\n`)
+      // A boot that ended without tests to split (it died, or never started) is every cell's as it is.
+      for (const file of [...(part ? [] : ['results' as const]), 'console', 'log', 'junit'] as const) await copyFile(run(file), at(cell, files[file])).catch(() => undefined)
+      seen.set(cell.id, part ? {fact: ranAttempt(part), report: part} : {fact, report})
+    }
+    return seen
+  }
+
+  /** The gate a kernel's first boot stands for: failed when the kernel could not boot there (on the last attempt), else booted. */
+  private firstBootGate(facts: Map<string, AttemptFact[]>, first: Cell[], state: KernelState): GateFact {
+    const atBoot = [...facts.values()].map((attempts) => attempts.at(-1)).find((fact) => fact?.outcome === 'died' && fact.atBoot)
+    const [status, tone, gate]: [string, LiveRow['tone'], GateFact] =
+      atBoot?.outcome === 'died'
+        ? ['boot failed', 'bad', {outcome: 'failed', reason: `at the boot of cell ${first[0].id}: ${atBoot.reason}`, ...(atBoot.excerpt ? {excerpt: atBoot.excerpt} : {})}]
+        : ['booted', 'good', {outcome: 'booted'}]
+    this.row({id: kernelRow(state.kernel), kind: 'kernel', status, tone, note: gate.outcome === 'failed' ? gate.reason : `${state.version ?? '?'} (first boot: ${first.map((c) => c.id).join(', ')})`})
+    return gate
   }
 
   /** Writes the cell's directory and record, and shows its state. */
-  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number; command: string[]}): Promise<void> {
+  private async finish(cell: Cell, state: KernelState, decision: CellDecision, attempts: AttemptFact[] = [], ran?: {startedAt: string; tests: CellTest[]; attempt: number; command: string[]; boots: Array<{cells: string[]; command: string[]} | undefined>}): Promise<void> {
     if (this.records.has(cell.id)) return
     const dir = cellDir(this.output, cell.id)
     await mkdir(join(dir, 'kernel'), {recursive: true})
@@ -335,7 +411,8 @@ class MatrixRun {
       build: state.build?.record,
       attempts: attempts.map((a, i) => {
         const {verdict, reason} = attemptVerdict(a)
-        return {verdict, reason, durationMs: a.durationMs, ...(ran ? {command: ran.command} : {})}
+        const boot = ran?.boots[i]
+        return {verdict, reason, durationMs: a.durationMs, ...(ran ? {command: ran.command} : {}), ...(boot ? {boot} : {})}
       }),
       startedAt: ran?.startedAt,
       tests: ran?.tests,

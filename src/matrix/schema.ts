@@ -20,6 +20,7 @@
  *   retries: 1                            # extra attempts of a cell that did not pass
  *   jobs: auto                            # cells at once; auto fits the host's cores and RAM
  *   timeout: 1800                         # seconds one cell may take, boot to last test
+ *   share_boots: true                     # cells differing only in filesystem share one boot (share.ts)
  *
  * Relative paths (suites, kernel paths, build sources, trees, fragments, patches) are relative to the
  * matrix file: resolve them with planPath(). The hash covers what the file says, not where it
@@ -83,6 +84,8 @@ export interface MatrixPlan {
   jobs: number | 'auto'
   /** Seconds one cell may take; undefined: the runner's default. */
   timeoutSec?: number
+  /** Cells that differ only in filesystem run in one boot (share.ts); absent when the file does not ask. */
+  shareBoots?: true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ const fileShape = z
     retries: z.number().int('write a whole number').min(0).max(5).default(0),
     jobs: z.union([z.literal('auto'), z.number().int('write a whole number').min(1).max(64)], {errorMap: () => ({message: 'write auto or a whole number from 1 to 64'})}).default('auto'),
     timeout: z.number().positive().max(24 * 3600).optional(),
+    share_boots: z.boolean().default(false),
   })
   .strict()
 
@@ -147,7 +151,8 @@ export function parseMatrix(text: string, file: string): MatrixPlan {
   distinct(yaml, data.filesystems, 'filesystems')
   const axes = {kernels, topologies, filesystems: data.filesystems, suites}
   const exclude = data.exclude.map((rule, i) => checkRule(yaml, rule, i, axes))
-  const content = {name: data.name, ...axes, exclude, retries: data.retries, jobs: data.jobs, timeoutSec: data.timeout}
+  // Only when asked, so that the hash of a file that does not say it stays what it was.
+  const content = {name: data.name, ...axes, exclude, retries: data.retries, jobs: data.jobs, timeoutSec: data.timeout, ...(data.share_boots ? {shareBoots: true as const} : {})}
   return {file, baseDir: dirname(resolve(file)), hash: contentHash(content), ...content}
 }
 

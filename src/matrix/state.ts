@@ -45,8 +45,8 @@ export type AttemptFact =
       skipReason?: string
       durationMs: number
     }
-  /** The guest died under the suite (panic, Oops, hang, reboot): the kernel's failure. */
-  | {outcome: 'died'; reason: string; excerpt?: string[]; durationMs: number}
+  /** The guest died under the suite (panic, Oops, hang, reboot), or at boot (ATBOOT): the kernel's failure. */
+  | {outcome: 'died'; reason: string; excerpt?: string[]; atBoot?: true; durationMs: number}
   /** The cell ran past the plan's timeout and was stopped. */
   | {outcome: 'timeout'; afterSec: number; durationMs: number}
   /** The lab broke under the suite. */

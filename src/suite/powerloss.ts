@@ -16,6 +16,9 @@ import {parseTap} from './tap.js'
 import {MOUNT_ROOT, type GuestDevice} from './devices.js'
 import {BUILTIN, progressLine, statusOf, stepLine, type GuestRun, type TestRun} from './testrun.js'
 
+/** What a console finding seen while the power is cut happened "during". */
+export const POWER_CUT = 'power cut'
+
 /** Records the power-loss writer commits before the cut. */
 const POWER_LOSS_RECORDS = 100
 
@@ -102,7 +105,7 @@ export async function powerLossCase(testRun: TestRun, devices: GuestDevice[]): P
   if (testRun.lost) return
 
   // The cut: QMP quit, no guest flush, no unmount.
-  testRun.current = 'power cut'
+  testRun.current = POWER_CUT
   stepLine(`${BUILTIN} power-loss: cutting the power of ${record!.name} (QMP quit, no flush, no unmount)`)
   await testRun.closeWatcher()
   await testRun.session!.powerCut()

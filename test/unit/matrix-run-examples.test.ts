@@ -6,6 +6,7 @@ import {packageRoot} from '../../src/core/paths.js'
 import {expandCells, kernelGroups} from '../../src/matrix/cells.js'
 import {classifySpec} from '../../src/kernel/spec.js'
 import {parseMatrix} from '../../src/matrix/schema.js'
+import {bootGroups} from '../../src/matrix/share.js'
 
 /** The checked-in example matrices, read as `pmemlab matrix` reads them. */
 const example = async (name: string) => parseMatrix(await readFile(join(packageRoot, 'examples', name), 'utf8'), `examples/${name}`)
@@ -52,6 +53,8 @@ test('examples/matrix-prebuilt.yaml: Debian prebuilt 5.10, 6.12 and 7 and the di
   assert.equal(cells.length, 8)
   assert.ok(cells.every((c) => c.topology.memmap.length === 1 && c.topology.nvdimm.length === 1 && c.suite.source === 'builtin'))
   assert.ok(plan.retries >= 1, 'CI retries a cell once: flaky, not failed')
+  assert.equal(plan.shareBoots, true, 'ext4 and xfs share a boot per kernel')
+  assert.deepEqual(bootGroups(cells, true).map((group) => group.map((c) => c.filesystem)), Array(4).fill(['ext4', 'xfs']))
 })
 
 test('Debian prebuilt specs: a series, a suite, an ABI or a package version; the version is their leading X.Y[.Z]', () => {
