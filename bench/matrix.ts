@@ -2,8 +2,10 @@
  * Matrix benchmark: one `pmemlab matrix FILE` run against the same cells run one after another
  * with `pmemlab test`, as someone without the matrix would run them, in one go on this machine.
  * The sequential runs replay the exact command each cell's attempt recorded in its cell.json, so
- * both sides run the same kernels, image, topology, filesystem and suite; only the scheduling
- * differs (the matrix adds its kernel gates, and runs cells side by side up to --jobs).
+ * both sides run the same kernels, image, topology, filesystem and suite. The matrix schedules
+ * them: cells side by side up to --jobs, each kernel's first boot as its gate, and, when the file
+ * says share_boots (examples/matrix-prebuilt.yaml does), a kernel's filesystems in one boot, where
+ * the power-loss case then runs once, on the first filesystem (README: pmemlab matrix).
  *
  * A first, untimed matrix run warms the kernels, their initramfs and the image, so that neither
  * side pays a download, a build or an initramfs the other one does not.
@@ -29,7 +31,7 @@ interface CellJson {
   id: string
   state: string
   durationMs: number
-  attempts: Array<{command?: string[]; durationMs: number}>
+  attempts: Array<{command?: string[]; durationMs: number; boot?: {cells: string[]}}>
 }
 
 const pmemlab = (args: string[], options: {reject?: boolean} = {}) => execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore', stderr: 'inherit', reject: options.reject ?? true})
@@ -69,17 +71,18 @@ try {
   }
   const sequentialWall = performance.now() - sequentialStarted
 
-  const rows = runnable.map((cell, i) => [cell.id, cell.state, seconds(cell.attempts[0].durationMs), seconds(sequential[i].ms), String(sequential[i].exitCode)])
+  const rows = runnable.map((cell, i) => [cell.id, cell.state, seconds(cell.attempts[0].durationMs), cell.attempts[0].boot ? `with ${cell.attempts[0].boot.cells.filter((id) => id !== cell.id).join(', ')}` : 'its own', seconds(sequential[i].ms), String(sequential[i].exitCode)])
+  const boots = new Set(runnable.map((cell) => (cell.attempts[0].boot?.cells ?? [cell.id]).join(' '))).size
   const ratio = matrixWall / sequentialWall
   process.stdout.write(
     `${values.file}: ${cells.length} cells (matrix exit ${matrix.exitCode})\n\n` +
-      renderTable(['CELL', 'MATRIX STATE', 'IN MATRIX', 'ALONE (pmemlab test)', 'EXIT'], rows) +
+      renderTable(['CELL', 'MATRIX STATE', 'IN MATRIX', 'BOOT', 'ALONE (pmemlab test)', 'EXIT'], rows) +
       '\n' +
       renderTable(
         ['RUN', 'WALL'],
         [
-          [`pmemlab matrix ${jobs.join(' ') || '(jobs: auto)'} (gates included)`, seconds(matrixWall)],
-          ['pmemlab test, cell after cell', seconds(sequentialWall)],
+          [`pmemlab matrix ${jobs.join(' ') || '(jobs: auto)'}: ${boots} boots for ${runnable.length} cells`, seconds(matrixWall)],
+          [`pmemlab test, cell after cell: ${runnable.length} boots`, seconds(sequentialWall)],
           ['ratio matrix / sequential (target <= 0.65)', ratio.toFixed(3)],
         ],
       ),

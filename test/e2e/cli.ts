@@ -105,6 +105,8 @@ export interface MatrixCellJson {
   state: string
   reason: string
   kernel: {name: string; label: string; version?: string}
-  tests: Array<{id: string; status: string}>
+  filesystem: string
+  tests: Array<{id: string; group: string; status: string}>
+  attempts: Array<{verdict: string; command?: string[]; boot?: {cells: string[]; command: string[]}}>
   artifacts: Record<string, string>
 }

@@ -111,6 +111,18 @@ describe('Debian prebuilt kernels', {timeout: 2_700_000}, () => {
       assert.ok(suiteTests.length >= 10, `${cell.id}: the built-in suite ran (${suiteTests.length} tests)`)
       assert.deepEqual(cell.tests.filter((t) => t.status !== 'pass' && t.status !== 'skip'), [], cell.id)
     }
+    // share_boots: a kernel's ext4 and xfs cells ran in one boot (its first, which was its gate),
+    // each with its own command to rerun it alone; the power cut ran once, on ext4.
+    for (const cell of cells) {
+      const kernelCells = ['ext4', 'xfs'].map((fs) => `${cell.kernel.name}-pmem-${fs}-builtin`)
+      assert.deepEqual(cell.attempts[0].boot?.cells, kernelCells, cell.id)
+      assert.equal(cell.attempts[0].boot?.command[cell.attempts[0].boot.command.indexOf('--fs') + 1], 'ext4,xfs')
+      assert.equal(cell.attempts[0].command?.[cell.attempts[0].command.indexOf('--fs') + 1], cell.filesystem)
+      assert.ok(!('gate-output' in cell.artifacts), `${cell.id}: no separate gate`)
+      // A retry boots the cell alone, with its own power cut.
+      if (cell.attempts.length === 1) assert.equal(cell.tests.some((t) => t.group.startsWith('power-loss/')), cell.filesystem === 'ext4', cell.id)
+      assert.ok(cell.tests.some((t) => t.group.endsWith(`/${cell.filesystem}`)) && !cell.tests.some((t) => t.group.endsWith(`/${cell.filesystem === 'ext4' ? 'xfs' : 'ext4'}`)), `${cell.id}: its own filesystem's tests only`)
+    }
     assert.match(await readFile(join(output, 'summary.md'), 'utf8'), /\*\*PASSED\*\*: \d pass, \d flaky, 0 fail, 0 error, 0 skip of 8 cells/)
     assert.deepEqual(await lab.qemuProcesses(), [])
     assert.deepEqual(await lab.vmDirs(), [])
