@@ -109,9 +109,25 @@ async function pruneDeaths(): Promise<void> {
   }
 }
 
+/**
+ * A VM's death as an error: the one line a command shows, and the lab's account of the end
+ * (postmortem.ts), for a caller that judges the end rather than reporting it (pmemlab repro).
+ */
+export class VmDeathError extends PmemlabError {
+  constructor(
+    message: string,
+    readonly end: GuestEnd,
+    hint: string,
+  ) {
+    super(message, end.exitCode, hint, end.excerpt)
+  }
+}
+
+const endOf = (death: DeathRecord): GuestEnd => ({kind: death.kind, reason: death.reason, excerpt: death.excerpt, exitCode: death.exitCode, guestFault: death.guestFault})
+
 /** The error a command gives for a VM that died: the reason, where the logs are, the excerpt. */
-export function deathError(death: DeathRecord): PmemlabError {
-  return new PmemlabError(`VM "${death.name}" died: ${death.reason}`, death.exitCode, `console log kept in ${death.consoleLog}`, death.excerpt)
+export function deathError(death: DeathRecord): VmDeathError {
+  return new VmDeathError(`VM "${death.name}" died: ${death.reason}`, endOf(death), `console log kept in ${death.consoleLog}`)
 }
 
 /**
@@ -170,5 +186,5 @@ export async function deathOf(record: VmRecord, exitOf: ExitWatch | undefined, e
   if (!(error instanceof ReplyTimeout)) return undefined
   // QEMU runs but the guest no longer answers: a hung kernel, named with the console's tail.
   const death = await keepDeadVm(record, {phase: 'run', hungAfterMs: error.waitedMs})
-  return new PmemlabError(`VM "${record.name}" hung: ${death.reason}`, death.exitCode, `console log kept in ${death.consoleLog}`, death.excerpt)
+  return new VmDeathError(`VM "${record.name}" hung: ${death.reason}`, endOf(death), `console log kept in ${death.consoleLog}`)
 }
