@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {resolve} from 'node:path'
 import {PmemlabCommand} from '../cli/command.js'
+import {usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {progressLine, resultLine, type RunRecord} from '../repro/document.js'
 import {readReproFile, runRepro} from '../repro/run.js'
@@ -26,7 +27,7 @@ Exit 0 when it did not reproduce in any run, 1 when it did, 125 when there is no
   static override args = {file: Args.string({description: 'the reproducer file (see examples/repro/warning-sysrq.yaml)', required: true})}
 
   static override flags = {
-    runs: Flags.integer({description: "how many runs at most (default: the file's run.runs, else 1; 20 with --until-reproduced)", min: 1, max: MAX_RUNS}),
+    runs: Flags.integer({description: "how many runs at most (default: the file's run.runs, else 1; 20 with --until-reproduced)", helpValue: 'N'}),
     'until-reproduced': Flags.boolean({description: 'stop at the first run that reproduces'}),
     kernel: Flags.string({description: "kernel to boot instead of the file's, as up --kernel takes it (distro, debian:VERSION, a built kernel, a bzImage path)", helpValue: 'SPEC'}),
     output: Flags.string({description: 'where repro.json, junit.xml and each run\'s files go', default: 'repro-results', helpValue: 'DIR'}),
@@ -35,6 +36,7 @@ Exit 0 when it did not reproduce in any run, 1 when it did, 125 when there is no
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Repro)
+    if (flags.runs !== undefined && (flags.runs < 1 || flags.runs > MAX_RUNS)) throw usageError(`invalid --runs ${flags.runs}`, `give a whole number from 1 to ${MAX_RUNS}`)
     const plan = await readReproFile(args.file)
     const document = await runRepro({
       plan,
