@@ -17,7 +17,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import {writeFileSync} from 'node:fs'
-import {copyFile, cp, mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {copyFile, cp, link, mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
@@ -32,6 +32,8 @@ import {TestRun} from '../suite/testrun.js'
 import {KERNEL_DIR, REPRO_JSON, REPRO_JUNIT, REPRODUCER_COPY, reproDocument, reproJUnit, runFiles, runRecord, type ReproDocument, type RunLab, type RunRecord, type SeriesKernel} from './document.js'
 import {bootFailed, labBroke, preparationProblem, scriptFacts, type GuestDeath} from './facts.js'
 import {END_MARKER_WAIT_MS, endMarkerArgv, endMarkerShown, PREPARE_TIMEOUT_SEC, runMarkers, SCRIPT_PATH, scriptArgv, scriptConsole, scriptEnv, type Markers} from './guest.js'
+import {BUILD_LOG_TAIL, BUILD_LOG_TAIL_LINES, BUNDLE_OUTPUTS, logTail} from './bundle-files.js'
+import {copyInputs, writeBundle, type BundleInputs} from './bundle.js'
 import {preparationCommands} from './prepare.js'
 import {parseRepro, type ReproPlan} from './schema.js'
 import {imageChoice, kernelChoice, labRequestOf, prepareKernel} from './setup.js'
@@ -46,8 +48,16 @@ export interface ReproOptions {
   kernel?: string
   /** Where runs/, repro.json and junit.xml go. */
   output: string
+  /** --with-vmlinux: the built kernel's vmlinux goes into kernel/ and so into the bundle. */
+  withVmlinux?: boolean
   /** Told of each run as it ends (the command's progress line). */
   onRun?: (record: RunRecord, limit: number) => void
+}
+
+/** The series' document, and the bundle written from its output directory. */
+export interface ReproResult {
+  document: ReproDocument
+  bundle: string
 }
 
 /** Reads and checks FILE (named in errors as given); a file that cannot be read is bad input (exit 2). */
@@ -59,7 +69,7 @@ export async function readReproFile(file: string): Promise<ReproPlan> {
 }
 
 /** Runs the series; bad input fails before anything is built or booted. */
-export async function runRepro(options: ReproOptions): Promise<ReproDocument> {
+export async function runRepro(options: ReproOptions): Promise<ReproResult> {
   return new Series(options).execute()
 }
 
@@ -78,6 +88,7 @@ class Series {
   private readonly records: RunRecord[] = []
   private readonly abort = new AbortController()
   private kernel?: SeriesKernel
+  private inputs?: BundleInputs
   private image?: {name: string; hash: string}
   private request?: LabRequest
   private interrupted?: NodeJS.Signals
@@ -94,7 +105,7 @@ class Series {
 
   private at = (file: string) => join(this.options.output, file)
 
-  async execute(): Promise<ReproDocument> {
+  async execute(): Promise<ReproResult> {
     for (const signal of SIGNALS) {
       this.listenersBefore.set(signal, process.listenerCount(signal))
       process.on(signal, this.onSignal)
@@ -113,7 +124,9 @@ class Series {
       }
       const document = this.document({setupError})
       await this.write(document)
-      return document
+      const {runs, untilReproduced, kernel} = this.options
+      const bundle = await writeBundle({output: this.options.output, document, inputs: this.inputs!, flags: {runs, untilReproduced, kernel}})
+      return {document, bundle}
     } finally {
       for (const signal of SIGNALS) process.off(signal, this.onSignal)
     }
@@ -140,8 +153,9 @@ class Series {
   /** The output directory without a previous series' files (others are left alone), and the reproducer in it. */
   private async clearOutput(): Promise<void> {
     await mkdir(this.options.output, {recursive: true})
-    for (const name of ['runs', KERNEL_DIR, REPRO_JSON, REPRO_JUNIT, REPRODUCER_COPY]) await rm(this.at(name), {recursive: true, force: true})
+    for (const name of ['runs', KERNEL_DIR, REPRO_JSON, REPRO_JUNIT, REPRODUCER_COPY, ...BUNDLE_OUTPUTS]) await rm(this.at(name), {recursive: true, force: true})
     await copyFile(this.plan.file, this.at(REPRODUCER_COPY))
+    this.inputs = await copyInputs(this.plan, this.options.output)
   }
 
   /**
@@ -154,6 +168,7 @@ class Series {
       const {kernel, entryDir} = await prepareKernel(kernelChoice(this.plan, this.options.kernel))
       this.kernel = kernel
       if (entryDir) await this.keepKernelFiles(entryDir)
+      if (this.options.withVmlinux && !(await exists(this.at(`${KERNEL_DIR}/vmlinux`)))) log.warn('--with-vmlinux: this kernel has no vmlinux (only a kernel built with debug: true has one); the bundle goes without')
       this.check()
       this.imageBuilding = true
       const info = await resolveImage(image, {build: true, signal: this.abort.signal})
@@ -179,6 +194,12 @@ class Series {
     await copyFile(join(entryDir, 'build.json'), join(dir, 'build.json'))
     await copyFile(join(entryDir, '.config'), join(dir, 'config'))
     if (await exists(join(entryDir, 'patches'))) await cp(join(entryDir, 'patches'), join(dir, 'patches'), {recursive: true})
+    const buildLog = await readFile(join(entryDir, 'build.log'), 'utf8').catch(() => undefined)
+    if (buildLog !== undefined) await writeFile(join(dir, BUILD_LOG_TAIL), logTail(buildLog, BUILD_LOG_TAIL_LINES))
+    if (this.options.withVmlinux && (await exists(join(entryDir, 'vmlinux')))) {
+      // A link costs nothing where the cache and the output share a file system; a copy elsewhere.
+      await link(join(entryDir, 'vmlinux'), join(dir, 'vmlinux')).catch(() => copyFile(join(entryDir, 'vmlinux'), join(dir, 'vmlinux')))
+    }
   }
 
   /** One run: boot, prepare, script, stop; then its record, written into runs/N/. */
