@@ -5,7 +5,7 @@
  * against SHA256SUMS before anything in it is read.
  */
 import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
+import {createReadStream, rmSync} from 'node:fs'
 import {copyFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {release} from 'node:os'
 import {dirname, join, relative, resolve, sep} from 'node:path'
@@ -132,21 +132,33 @@ export async function withBundle<T>(bundle: string, use: (reproducer: string) =>
   if (!(await stat(bundle).catch(() => undefined))?.isFile()) throw usageError(`cannot read bundle ${bundle}: no such file`, 'give the path of a bundle.tar.gz that pmemlab repro wrote')
   return withDir(
     async ({path: dir}) => {
-      await extractChecked(bundle, dir, refuse)
-      const sumsText = await readFile(join(dir, SUMS_NAME), 'utf8').catch(() => undefined)
-      if (sumsText === undefined) throw refuse(`${SUMS_NAME} is missing`)
-      const parsed = parseSha256sums(sumsText)
-      if ('problem' in parsed) throw refuse(parsed.problem)
-      const found: FileSum[] = []
-      for (const path of await filesUnder(dir)) if (path !== SUMS_NAME) found.push({path, sha256: await sha256Of(join(dir, path))})
-      const problem = sumsProblem(parsed.sums, found)
-      if (problem !== undefined) throw refuse(problem)
-      const reproducer = await reproducerOf(dir)
-      if (reproducer === undefined) throw refuse(`${METADATA_NAME} names no reproducer under ${INPUT_DIR}/`)
-      return use(join(dir, reproducer))
+      // Ctrl-C ends the process from a signal handler (exit 130), past withDir's own removal.
+      const removeOnExit = () => rmSync(dir, {recursive: true, force: true})
+      process.on('exit', removeOnExit)
+      try {
+        return await openChecked(bundle, dir, refuse, use)
+      } finally {
+        process.off('exit', removeOnExit)
+      }
     },
     {unsafeCleanup: true, prefix: 'pmemlab-bundle-'},
   )
+}
+
+/** Extracts BUNDLE into DIR, checks it whole, and hands its reproducer to USE. */
+async function openChecked<T>(bundle: string, dir: string, refuse: (problem: string) => Error, use: (reproducer: string) => Promise<T>): Promise<T> {
+  await extractChecked(bundle, dir, refuse)
+  const sumsText = await readFile(join(dir, SUMS_NAME), 'utf8').catch(() => undefined)
+  if (sumsText === undefined) throw refuse(`${SUMS_NAME} is missing`)
+  const parsed = parseSha256sums(sumsText)
+  if ('problem' in parsed) throw refuse(parsed.problem)
+  const found: FileSum[] = []
+  for (const path of await filesUnder(dir)) if (path !== SUMS_NAME) found.push({path, sha256: await sha256Of(join(dir, path))})
+  const problem = sumsProblem(parsed.sums, found)
+  if (problem !== undefined) throw refuse(problem)
+  const reproducer = await reproducerOf(dir)
+  if (reproducer === undefined) throw refuse(`${METADATA_NAME} names no reproducer under ${INPUT_DIR}/`)
+  return use(join(dir, reproducer))
 }
 
 /** Lists the archive first (an unsafe entry refuses it whole), then extracts it. */
