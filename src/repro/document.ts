@@ -3,7 +3,8 @@
  * document (repro.json, also what --json prints), its JUnit (one test case per run), the progress
  * line of a run on stderr and the result line on stdout. Pure: records in, documents and text out.
  *
- * Everything a later bundle of the results needs is named here, relative to the output directory:
+ * The files of the output directory, relative to it (bundle-files.ts adds input/, metadata.json,
+ * reproduce.sh, SHA256SUMS and bundle.tar.gz):
  *
  *   OUTPUT/repro.json              the series (this module's ReproDocument)
  *   OUTPUT/junit.xml               one test case per run

@@ -11,6 +11,8 @@
  * the suite's own commands (prepare.ts preparationCommands), runs the script, gathers the run's
  * facts, stops the VM and is judged (verdict.ts), until verdict.ts's nextRun says to stop. Each
  * run's record, and the series' document so far, are written the moment the run ends.
+ * When the series ends (a verdict, or no run), bundle.ts packs the output directory into
+ * OUTPUT/bundle.tar.gz; the reproducer's own files were copied under OUTPUT/input/ when it began.
  *
  * Ctrl-C: a VM running stops (LabSession's own handler), a kernel build stops (its own), an image
  * build is aborted; repro.json then says "interrupted", with the runs that finished (exit 130).
