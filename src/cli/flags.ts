@@ -7,7 +7,7 @@ import type {MachineType} from '../lab/topology.js'
 /** Flags that describe a lab; shared by `up` and the commands that boot one (test, matrix). */
 export const labFlags = {
   kernel: Flags.string({description: 'kernel to boot: "distro" (the host\'s newest /boot/vmlinuz with its modules), "debian:VERSION" (Debian\'s prebuilt kernel, e.g. debian:6.12), a built kernel (latest, a version or key) or a bzImage path', default: 'distro'}),
-  image: Flags.string({description: 'guest image recipe (see pmemlab image ls)', default: 'debian-12'}),
+  image: Flags.string({description: 'guest image: a recipe name (see pmemlab image ls), or the path of your own recipe file (.yaml)', default: 'debian-12'}),
   memmap: Flags.string({description: 'a memmap=SIZE!OFFSET range of legacy pmem carved from guest RAM; OFFSET is placed automatically when omitted', multiple: true, helpValue: 'SIZE[@OFFSET]', default: []}),
   nvdimm: Flags.string({description: 'a file-backed NVDIMM; FILE persists across VMs and is never deleted, without it the backing file is disposable', multiple: true, helpValue: 'SIZE[:FILE]', default: []}),
   'virtio-pmem': Flags.string({description: 'a virtio-pmem device, backed like --nvdimm', multiple: true, helpValue: 'SIZE[:FILE]', default: []}),

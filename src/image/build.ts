@@ -26,7 +26,8 @@ import {ExitCode, PmemlabError} from '../core/errors.js'
 import {noSpaceError} from '../core/nospace.js'
 import {cacheDir} from '../core/paths.js'
 import {run} from '../core/exec.js'
-import {imagesRoot, isFile, loadRecipe, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
+import {imagesRoot, isFile, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
+import {loadImage, type ImageSpec} from './spec.js'
 import type {Recipe, RecipeBuild} from './recipe.js'
 import {log, shellQuote} from '../core/log.js'
 import {requireProgram} from '../core/which.js'
@@ -58,6 +59,8 @@ const interrupted = () => new PmemlabError('image build interrupted', ExitCode.i
 interface BuildOptions {
   force?: boolean
   signal?: AbortSignal
+  /** The recipe SPEC names, when the caller has loaded it already. */
+  loaded?: LoadedRecipe
 }
 
 /**
@@ -65,9 +68,9 @@ interface BuildOptions {
  * in a temporary directory inside the cache's images directory that is renamed into place only
  * when complete: a killed build never leaves an entry that a later run trusts.
  */
-export async function buildImage(name: string, opts: BuildOptions = {}): Promise<ImageInfo> {
-  const loaded = await loadRecipe(name)
-  const {hash} = loaded
+export async function buildImage(spec: ImageSpec, opts: BuildOptions = {}): Promise<ImageInfo> {
+  const loaded = opts.loaded ?? (await loadImage(spec))
+  const {hash, name} = loaded
   const finalDir = join(imagesRoot(), name, hash)
   if (!opts.force) {
     const cached = await readImageInfo(finalDir)
@@ -189,6 +192,7 @@ async function buildStaged(
         builtAt: new Date().toISOString(),
         recipe: loaded.path,
         packages: recipe.packages,
+        ...(loaded.extends ? {extends: loaded.extends} : {}),
       }
       await writeFile(join(temp, 'image.json'), `${JSON.stringify(info, null, 2)}\n`)
       await chmod(temp, 0o755) // made private above; the entry is readable like the rest of the cache

@@ -15,6 +15,9 @@ import {log} from '../core/log.js'
 import {cacheDir, packageRoot} from '../core/paths.js'
 import type {Recipe} from './recipe.js'
 
+/** The image `up` boots when none is named (a user recipe's `extends: default`). */
+export const DEFAULT_IMAGE = 'debian-12'
+
 /** A built guest image, as recorded in its image.json. */
 export interface ImageInfo {
   name: string
@@ -28,6 +31,8 @@ export interface ImageInfo {
   builtAt: string
   /** The recipe file the image was built from. */
   recipe: string
+  /** For a user's recipe: the pmemlab image it extends. */
+  extends?: string
   /** The packages the recipe asked for (mmdebstrap --include), besides the variant's. */
   packages: string[]
 }
@@ -36,9 +41,12 @@ export interface ImageInfo {
 // Recipes: images/<name>/recipe.yaml (the format is in recipe.ts)
 
 export interface LoadedRecipe {
+  /** The name the image is cached and listed under. */
+  name: string
   recipe: Recipe
   /** The recipe file. */
   path: string
+  /** The text the cache key covers: a built-in recipe's file, a user recipe merged (user-recipe.ts). */
   text: string
   /** Each guest file with its bytes. */
   files: Array<{source: string; to: string[]; mode: number; content: Buffer}>
@@ -46,6 +54,13 @@ export interface LoadedRecipe {
   buildSources: Array<{source: string; content: Buffer}>
   /** imageHash() of the recipe and its files: the image's cache key. */
   hash: string
+  /** For a user's recipe: the pmemlab image it extends. */
+  extends?: string
+}
+
+/** What loading a recipe may do: with remember false it writes nothing (a check before anything is made). */
+export interface LoadOptions {
+  remember?: boolean
 }
 
 const recipesDir = () => join(packageRoot, 'images')
@@ -67,7 +82,7 @@ export async function listRecipes(): Promise<string[]> {
 }
 
 /** Reads, validates and hashes a recipe and the guest files it installs. */
-export async function loadRecipe(name: string): Promise<LoadedRecipe> {
+export async function loadRecipe(name: string, opts: LoadOptions = {}): Promise<LoadedRecipe> {
   const known = await listRecipes()
   if (!known.includes(name)) {
     throw usageError(`unknown image "${name}"`, known.length > 0 ? `known images: ${known.join(', ')}` : 'no recipes found under images/')
@@ -75,7 +90,7 @@ export async function loadRecipe(name: string): Promise<LoadedRecipe> {
   const path = join(recipesDir(), name, 'recipe.yaml')
   const text = await readFile(path, 'utf8')
   const where = relative(process.cwd(), path) || path
-  const recipe = await parseRecipeCached(text, where, name)
+  const recipe = await parseRecipeCached(text, where, name, opts.remember ?? true)
   const files = await Promise.all(
     recipe.files.map(async (file) => {
       try {
@@ -100,7 +115,7 @@ export async function loadRecipe(name: string): Promise<LoadedRecipe> {
     ...files.map((file) => ({path: file.source, content: file.content, mode: file.mode})),
     ...buildSources.map((file) => ({path: `build:${file.source}`, content: file.content, mode: 0o644})),
   ])
-  return {recipe, path, text, files, buildSources, hash}
+  return {name, recipe, path, text, files, buildSources, hash}
 }
 
 /**
@@ -108,7 +123,7 @@ export async function loadRecipe(name: string): Promise<LoadedRecipe> {
  * recipe.ts's own code: a text seen before is not parsed again, and a new pmemlab (another
  * schema) parses afresh. Saves loading the YAML and schema libraries on every boot.
  */
-async function parseRecipeCached(text: string, where: string, name: string): Promise<Recipe> {
+async function parseRecipeCached(text: string, where: string, name: string, remember: boolean): Promise<Recipe> {
   const parser = fileURLToPath(new URL('./recipe.js', import.meta.url))
   const key = createHash('sha256').update(await readFile(parser)).update('\0').update(name).update('\0').update(text).digest('hex')
   const memo = join(cacheDir(), 'recipes', `${key}.json`)
@@ -116,6 +131,7 @@ async function parseRecipeCached(text: string, where: string, name: string): Pro
   if (known) return known
   const {parseRecipe} = await import('./recipe.js')
   const recipe = parseRecipe(text, where, name)
+  if (!remember) return recipe
   // Remembering is an optimisation: a cache that cannot be written costs only the parse.
   try {
     await mkdir(dirname(memo), {recursive: true})
@@ -153,6 +169,7 @@ function isImageInfo(value: unknown): value is ImageInfo {
     ['name', 'hash', 'path', 'builtAt', 'recipe'].every((field) => typeof info[field] === 'string') &&
     typeof info.sizeBytes === 'number' &&
     (info.rootfs === undefined || isArtifactStamp(info.rootfs)) &&
+    (info.extends === undefined || typeof info.extends === 'string') &&
     Array.isArray(info.packages) &&
     info.packages.every((item) => typeof item === 'string')
   )
@@ -202,6 +219,9 @@ export async function listImages(): Promise<ImageInfo[]> {
   }
   return images.sort((a, b) => (a.name === b.name ? b.builtAt.localeCompare(a.builtAt) : a.name.localeCompare(b.name)))
 }
+
+/** Where an image's recipe came from, for image ls: pmemlab's own, or the user's file and its base. */
+export const recipeOrigin = (image: Pick<ImageInfo, 'recipe' | 'extends'>): string => (image.extends ? `${image.recipe} (extends ${image.extends})` : 'pmemlab')
 
 export async function isFile(path: string): Promise<boolean> {
   try {

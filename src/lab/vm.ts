@@ -8,6 +8,7 @@ import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {execStreaming, type ExecOptions} from './guest.js'
 import {resolveImage} from '../image/resolve.js'
 import type {ImageInfo} from '../image/store.js'
+import type {ImageSpec} from '../image/spec.js'
 import {resolveKernel, type BootKernel} from '../kernel/boot.js'
 import {checkVmName, topologyRequest, type TopologyFlags} from './request.js'
 import {log, shellQuote} from '../core/log.js'
@@ -26,7 +27,7 @@ export type UpMode = 'detached' | 'interactive' | 'command'
 /** What a lab is made of: the flags every lab-booting command shares (see flags.ts). */
 export interface LabRequest {
   kernel: string
-  image: string
+  image: ImageSpec
   topology: TopologyFlags
   cpus: number
   accel: AccelRequest

@@ -10,6 +10,7 @@ import {rm} from 'node:fs/promises'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {resolveImage} from '../image/resolve.js'
+import {imageSpecText} from '../image/spec.js'
 import {builtinSuite} from './builtin.js'
 import {inventory} from './devices.js'
 import {powerLossCase, useOwnedNvdimmFile} from './powerloss.js'
@@ -75,7 +76,7 @@ async function execute(testRun: TestRun): Promise<RunReport> {
     lab: {
       name: testRun.name,
       kernel: testRun.options.kernel,
-      image: testRun.options.image,
+      image: imageSpecText(testRun.options.image),
       accel: testRun.session?.record.accel,
       filesystems: testRun.options.filesystems,
       devices: (testRun.session?.record.devices ?? []).map((d) => ({...d, file: d.file && d.persistent && !testRun.ownedDir ? d.file : undefined})),

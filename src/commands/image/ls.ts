@@ -1,6 +1,6 @@
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../../cli/command.js'
-import {listImages} from '../../image/store.js'
+import {listImages, recipeOrigin} from '../../image/store.js'
 import {log} from '../../core/log.js'
 import {humanSize} from '../../core/size.js'
 import {renderTable} from '../../core/table.js'
@@ -20,7 +20,7 @@ export default class ImageLs extends PmemlabCommand {
       log.info('no images built yet: run pmemlab image build')
       return
     }
-    const rows = images.map((image) => [image.name, image.hash.slice(0, 12), humanSize(image.sizeBytes), image.builtAt, image.path])
-    process.stdout.write(renderTable(['NAME', 'HASH', 'SIZE', 'BUILT', 'PATH'], rows))
+    const rows = images.map((image) => [image.name, image.hash.slice(0, 12), humanSize(image.sizeBytes), image.builtAt, recipeOrigin(image), image.path])
+    process.stdout.write(renderTable(['NAME', 'HASH', 'SIZE', 'BUILT', 'RECIPE', 'PATH'], rows))
   }
 }
