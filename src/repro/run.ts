@@ -26,6 +26,7 @@ import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {sleep} from '../core/process.js'
 import {resolveImage} from '../image/resolve.js'
+import {loadImage, type ImageSpec} from '../image/spec.js'
 import {VmDeathError} from '../lab/deaths.js'
 import {topologyRequest} from '../lab/request.js'
 import {planTopology} from '../lab/topology.js'
@@ -116,6 +117,8 @@ class Series {
       const image = imageChoice(this.plan)
       // A topology the lab would refuse is refused before a kernel build that may take an hour.
       planTopology(topologyRequest(labRequestOf(this.plan.lab, '', image).topology))
+      // So is an image recipe that is missing or wrong (read and hashed here, not built; nothing written).
+      await loadImage(image, {remember: false})
       await this.clearOutput()
       const setupError = await this.setup(image)
       while (setupError === undefined && nextRun(this.records.map((r) => r.outcome), this.policy).again) {
@@ -165,7 +168,7 @@ class Series {
    * leaves no verdict (a kernel that does not build, an image that cannot be made); bad input,
    * a missing program and an interrupt are thrown.
    */
-  private async setup(image: string): Promise<string | undefined> {
+  private async setup(image: ImageSpec): Promise<string | undefined> {
     try {
       const {kernel, entryDir} = await prepareKernel(kernelChoice(this.plan, this.options.kernel))
       this.kernel = kernel

@@ -25,6 +25,7 @@ import {dirname, resolve} from 'node:path'
 import {z} from 'zod'
 import {list, LocatedYaml, text, type YamlPath} from '../core/located.js'
 import {guestPathSchema, modeSchema, packageNameSchema} from '../image/recipe.js'
+import {isRecipePath} from '../image/spec.js'
 import {buildShape, checkBuild, checkSpec, type KernelBuild, type SpecKind} from '../kernel/spec.js'
 import {DEFAULT_MEMMAP, DEFAULT_NVDIMM} from '../lab/request.js'
 import {checkMem, checkPmem, pmemFields} from '../lab/topology-file.js'
@@ -213,7 +214,7 @@ function checkImage(yaml: LocatedYaml, i: z.infer<typeof imageObject>, at: Resol
     if (others.length > 0) throw yaml.error(['image'], `a recipe goes alone, without ${others.join(', ')}`, 'write image: RECIPE, or {extends: default, packages: [...], files: [...]}', others[0])
     const path: YamlPath = typeof written === 'string' ? ['image'] : ['image', 'recipe']
     // A recipe file is a path (it has a slash, or ends in .yaml); anything else names an image as --image does.
-    if (i.recipe.includes('/') || /\.ya?ml$/.test(i.recipe)) return {kind: 'recipe', path: at(i.recipe), where}
+    if (isRecipePath(i.recipe)) return {kind: 'recipe', path: at(i.recipe), where}
     if (!IMAGE_NAME.test(i.recipe)) throw yaml.error(path, `"${i.recipe}" names no image`, 'write an image name like debian-12 (see pmemlab image ls) or the path of a recipe.yaml')
     return {kind: 'name', name: i.recipe, where}
   }

@@ -4,7 +4,9 @@
  * it), the guest image, and the lab request every run boots. The choices are pure; resolving and
  * building are the edges.
  */
-import {usageError} from '../core/errors.js'
+import type {ImageSpec} from '../image/spec.js'
+import {DEFAULT_IMAGE} from '../image/store.js'
+import {userImageName, type UserRecipe} from '../image/user-recipe.js'
 import {resolveKernel} from '../kernel/boot.js'
 import {buildKernel, type BuildRequest} from '../kernel/build.js'
 import type {KernelSource} from '../kernel/source.js'
@@ -15,7 +17,7 @@ import type {SeriesKernel} from './document.js'
 import type {ReproLab, ReproPlan} from './schema.js'
 
 /** The image `up` boots when none is named. */
-export const DEFAULT_IMAGE = 'debian-12'
+export {DEFAULT_IMAGE}
 /** As `up --boot-timeout` defaults it. */
 export const BOOT_TIMEOUT_MS = 180_000
 
@@ -48,21 +50,31 @@ function sourceOf(build: KernelBuild): KernelSource {
 }
 
 /**
- * The image the file names. Only images pmemlab has a recipe for are booted: a recipe file of the
- * reproducer's own, or the default with more packages and files, is refused before anything is
- * made, naming the line (building such images is not there yet).
+ * The image the file names: a pmemlab image by name, a recipe file of the reproducer's own (its
+ * path, resolved from the file's directory), or the default (or another base) with more packages
+ * and files, a user recipe written inline whose sources are relative to the file's directory.
+ * The image is built on first use and cached by its content (image/user-recipe.ts), like `up`'s.
  */
-export function imageChoice(plan: Pick<ReproPlan, 'image'>): string {
+export function imageChoice(plan: Pick<ReproPlan, 'image' | 'file' | 'baseDir'>): ImageSpec {
   const image = plan.image
   if (!image) return DEFAULT_IMAGE
   if (image.kind === 'name') return image.name
-  if (image.kind === 'extends' && image.packages.length === 0 && image.files.length === 0) return image.base === 'default' ? DEFAULT_IMAGE : image.base
-  const what = image.kind === 'recipe' ? `the recipe ${image.path}` : 'an image with more packages or files'
-  throw usageError(`${image.where}: image: pmemlab repro cannot build ${what} yet`, `name a checked-in image (pmemlab image ls), or leave image: out to boot ${DEFAULT_IMAGE}`)
+  if (image.kind === 'recipe') return image.path
+  if (image.packages.length === 0 && image.files.length === 0) return image.base === 'default' ? DEFAULT_IMAGE : image.base
+  const recipe: UserRecipe = {
+    file: image.where,
+    baseDir: plan.baseDir,
+    // Cached and listed as repro-STEM, apart from pmemlab's images and the user's recipe files.
+    name: `repro-${userImageName({file: plan.file})}`,
+    extends: image.base,
+    packages: image.packages,
+    files: image.files.map((file) => ({...file, where: image.where})),
+  }
+  return {kind: 'inline', recipe, path: `${plan.file} (image:)`}
 }
 
 /** The lab each run boots: the file's topology, as the up flags would give it. */
-export function labRequestOf(lab: ReproLab, kernel: string, image: string): LabRequest {
+export function labRequestOf(lab: ReproLab, kernel: string, image: ImageSpec): LabRequest {
   return {
     kernel,
     image,

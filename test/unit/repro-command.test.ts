@@ -15,7 +15,7 @@ const pmemlab = (args: string[], cwd: string) =>
   execa(process.execPath, [join(packageRoot, 'bin', 'run.js'), ...args], {cwd, reject: false, stdin: 'ignore', env: {NO_COLOR: '1', PMEMLAB_STATE_DIR: join(cwd, 'state'), PMEMLAB_CACHE_DIR: join(cwd, 'cache')}})
 
 describe('pmemlab repro on bad input', () => {
-  test('a missing file, a mistake in the file, a bad --runs, a missing or changed bundle, an image it cannot build: one line, exit 2, nothing made', async () => {
+  test('a missing file, a mistake in the file, a bad --runs, a missing or changed bundle, an image whose file is missing: one line, exit 2, nothing made', async () => {
     await withDir(
       async ({path}) => {
         await writeFile(join(path, 'typo.yaml'), 'version: 1\nrun: ./t\nexpect: {must: [warnign]}\n')
@@ -27,14 +27,14 @@ describe('pmemlab repro on bad input', () => {
         await writeFile(join(packed, 'SHA256SUMS'), `${'0'.repeat(64)}  metadata.json\n`)
         await tar.c({gzip: true, cwd: packed, file: join(path, 'bad.bundle')}, ['SHA256SUMS', 'metadata.json'])
         await rm(packed, {recursive: true})
-        await writeFile(join(path, 'image.yaml'), 'version: 1\nimage: {packages: [fio]}\nrun: ./t\nexpect: {exit: 0}\n')
+        await writeFile(join(path, 'image.yaml'), 'version: 1\nimage: {packages: [fio], files: [{source: gone.sh, to: /root/gone.sh}]}\nrun: ./t\nexpect: {exit: 0}\n')
         const cases: Array<[string[], RegExp]> = [
           [['repro', 'missing.yaml'], /^pmemlab: error: cannot read reproducer file missing\.yaml: no such file: /],
           [['repro', 'typo.yaml'], /^pmemlab: error: typo\.yaml:3:17: expect\.must\[0\]: "warnign" is neither a class nor a regex: did you mean "warning"\?/],
           [['repro', 'ok.yaml', '--runs', '0'], /^pmemlab: error: invalid --runs 0: give a whole number from 1 to 1000$/],
           [['repro', 'gone.tar.gz'], /^pmemlab: error: cannot read bundle gone\.tar\.gz: no such file: /],
           [['repro', 'bad.bundle'], /^pmemlab: error: bundle bad\.bundle refused: metadata\.json does not match its SHA256 \(changed\): /],
-          [['repro', 'image.yaml'], /^pmemlab: error: image\.yaml:2:8: image: pmemlab repro cannot build an image with more packages or files yet: /],
+          [['repro', 'image.yaml'], /^pmemlab: error: image\.yaml:2:8: cannot read \/.*\/gone\.sh: no such file: sources are relative to /],
         ]
         for (const [args, line] of cases) {
           const run = await pmemlab(args, path)

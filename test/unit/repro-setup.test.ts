@@ -5,7 +5,7 @@ import {describe, test} from 'node:test'
 import {withDir} from 'tmp-promise'
 import {PmemlabError} from '../../src/core/errors.js'
 import {readReproFile, runRepro} from '../../src/repro/run.js'
-import {parseRepro} from '../../src/repro/schema.js'
+import {parseRepro, type ReproPlan} from '../../src/repro/schema.js'
 import {buildRequestOf, DEFAULT_IMAGE, imageChoice, kernelChoice, labRequestOf, prepareKernel} from '../../src/repro/setup.js'
 import {withEnv} from './env.js'
 
@@ -96,22 +96,24 @@ describe('the kernel of a series', () => {
 })
 
 describe('the image and lab of a series', () => {
-  test('the default, a named image, or the default by extends; a recipe or extra packages are refused at their line', () => {
+  test('the default, a named image, the default by extends, a recipe file, or a recipe written inline', () => {
     assert.equal(imageChoice(planOf()), DEFAULT_IMAGE)
     assert.equal(imageChoice(planOf('image: debian-12')), 'debian-12')
     assert.equal(imageChoice(planOf('image: {extends: default}')), DEFAULT_IMAGE)
     assert.equal(imageChoice(planOf('image: {extends: debian-13}')), 'debian-13')
-    const refused = (line: string) => {
-      try {
-        imageChoice(planOf(line))
-      } catch (error) {
-        assert.ok(error instanceof PmemlabError && error.exitCode === 2)
-        return error.oneLine()
-      }
-      assert.fail(`accepted ${line}`)
-    }
-    assert.match(refused('image: {extends: default, packages: [fio]}'), /^\/work\/bugs\/r\.yaml:2:8: image: pmemlab repro cannot build an image with more packages or files yet: name a checked-in image/)
-    assert.match(refused('image: ./recipe.yaml'), /^\/work\/bugs\/r\.yaml:2:8: image: pmemlab repro cannot build the recipe \/work\/bugs\/recipe\.yaml yet/)
+    assert.equal(imageChoice(planOf('image: ./recipe.yaml')), '/work/bugs/recipe.yaml', 'a recipe file is found from the reproducer\'s directory')
+    assert.deepEqual(imageChoice(planOf('image: {extends: default, packages: [fio], files: [{source: t.sh, to: /root/t.sh, mode: "0755"}]}')), {
+      kind: 'inline',
+      path: '/work/bugs/r.yaml (image:)',
+      recipe: {
+        file: '/work/bugs/r.yaml:2:8',
+        baseDir: '/work/bugs',
+        name: 'repro-r',
+        extends: 'default',
+        packages: ['fio'],
+        files: [{source: '/work/bugs/t.sh', to: ['/root/t.sh'], mode: 0o755, where: '/work/bugs/r.yaml:2:8'}],
+      },
+    })
   })
 
   test('each run boots the file\'s lab, as the up flags give it', () => {
@@ -149,7 +151,7 @@ describe('bad input, before anything is made', () => {
     )
   })
 
-  test('an image it cannot build, or a lab the topology refuses: refused before the output directory or a kernel exists', async () => {
+  test('an image recipe that is missing or wrong, or a lab the topology refuses: refused before the output directory or a kernel exists', async () => {
     await withDir(
       async ({path}) => {
         const output = join(path, 'out')
@@ -157,10 +159,16 @@ describe('bad input, before anything is made', () => {
           await writeFile(join(path, name), file('version: 1', 'kernel: {version: "6.12", from: debian}', ...lines, ...TAIL))
           return readReproFile(join(path, name))
         }
-        const image = await write('image.yaml', 'image: {extends: default, packages: [fio]}')
-        await assert.rejects(runRepro({plan: image, untilReproduced: false, output}), (error: unknown) => error instanceof PmemlabError && error.exitCode === 2 && /cannot build an image/.test(error.message))
-        const lab = await write('lab.yaml', 'lab: {memmap: [256M], mem: 64M}')
-        await assert.rejects(runRepro({plan: lab, untilReproduced: false, output}), (error: unknown) => error instanceof PmemlabError && error.exitCode === 2)
+        const refused = async (plan: ReproPlan, line: RegExp) =>
+          assert.rejects(runRepro({plan, untilReproduced: false, output}), (error: unknown) => {
+            assert.ok(error instanceof PmemlabError && error.exitCode === 2, String(error))
+            assert.match(error.oneLine(), line)
+            return true
+          })
+        await refused(await write('missing-file.yaml', 'image: {extends: default, packages: [fio], files: [{source: gone.sh, to: /root/gone.sh}]}'), /missing-file\.yaml:3:8: cannot read \/.*\/gone\.sh: no such file/)
+        await refused(await write('missing-recipe.yaml', 'image: ./nope.yaml'), /^cannot read image recipe .*nope\.yaml: no such file/)
+        await refused(await write('unknown-base.yaml', 'image: {extends: debian-99, packages: [fio]}'), /unknown-base\.yaml:3:8: extends: unknown image "debian-99"/)
+        await refused(await write('lab.yaml', 'lab: {memmap: [256M], mem: 64M}'), /./)
         await assert.rejects(stat(output), 'no output directory')
       },
       {unsafeCleanup: true, prefix: 'pmemlab-repro-setup-'},
