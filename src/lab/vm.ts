@@ -8,7 +8,7 @@ import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {execStreaming, type ExecOptions} from './guest.js'
 import {resolveImage} from '../image/resolve.js'
 import type {ImageInfo} from '../image/store.js'
-import type {ImageSpec} from '../image/spec.js'
+import {isRecipePath, loadImage, type ImageSpec} from '../image/spec.js'
 import {resolveKernel, type BootKernel} from '../kernel/boot.js'
 import {checkVmName, topologyRequest, type TopologyFlags} from './request.js'
 import {log, shellQuote} from '../core/log.js'
@@ -76,6 +76,8 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
     const refusal = checkHostFit(layout, disposableBytes, await probeHostCapacity(await existingParent(dir)))
     if (refusal) throw refusal
   }
+  // A user's recipe is input too: read and hashed (writing nothing) before the kernel's initramfs is made.
+  if (typeof request.image !== 'string' || isRecipePath(request.image)) await loadImage(request.image, {remember: false})
   // Bad input is refused above, before anything is built for the kernel or the image.
   const kernel = await resolveKernel(request.kernel)
   const image = await resolveImage(request.image, {build: !options.dryRun, planned: options.dryRun})
