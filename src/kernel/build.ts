@@ -12,7 +12,10 @@
  *   downloads/linux-X.tar.xz (+ .sha256)   verified tarballs; written under a temp name, renamed when the sum matches
  *   build/src-<sha>/                        extracted sources, one per tarball (or git commit); reused
  *   build/src-<sha>-patched-<id>/           a patched copy of one, per ordered --patch set (patch-tree.ts); reused
- *   build/out-<key>-<pid>/                  make's O= directory while a build runs
+ *   build/src-<sha>/.out-<key>-<pid>/       make's O= directory while a build runs, inside the source pmemlab
+ *                                           owns: kbuild then names every path relative to it (srctree ".."), so
+ *                                           ccache hits across copies of one source (a patched copy, a snapshot)
+ *   build/out-<key>-<pid>/                  make's O= directory when building a user's working tree in place
  *   build/failed-<key>.log                  the make output of the last failed build of a key
  *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched)
  *   kernels/<key>.lock                      held (pid inside) while a key is being built
@@ -106,7 +109,8 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
     await mkdir(kernelsDir(), {recursive: true})
     const release = await acquireLock(`${entryDir}.lock`, 'kernel', interrupt.aborted)
     const tempEntry = join(kernelsDir(), `.tmp-${key}-${process.pid}`)
-    const outDir = join(buildDir(), `out-${key.slice(0, 16)}-${process.pid}`)
+    const outName = `${key.slice(0, 16)}-${process.pid}`
+    let outDir: string | undefined
     try {
       const again = await readEntry(entryDir)
       if (again) {
@@ -117,11 +121,17 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       await removeStaleTemps(buildDir(), new RegExp(`^out-${key.slice(0, 16)}-\\d+$`))
       await rm(entryDir, {recursive: true, force: true}) // an incomplete leftover (no build.json or no bzImage)
       await mkdir(tempEntry, {recursive: true})
-      await mkdir(outDir, {recursive: true})
       const logFile = join(tempEntry, 'build.log')
       const pidFile = join(buildDir(), `make-${key.slice(0, 16)}.pid`)
 
       const {dir: srcDir, extractMs} = await sourceDir(prepared, interrupt)
+      // In a source pmemlab owns, O= is a direct child of it: kbuild's srctree is then ".." and no
+      // compile command names the source's own directory, which ccache would otherwise hash. A
+      // user's working tree (prepared.srcDir) is never written.
+      const owned = prepared.srcDir === undefined
+      if (owned) await removeStaleTemps(srcDir, new RegExp(`^\\.out-${key.slice(0, 16)}-\\d+$`))
+      outDir = owned ? join(srcDir, `.out-${outName}`) : join(buildDir(), `out-${outName}`)
+      await mkdir(outDir, {recursive: true})
       const kernelVersion = makefileVersion(await readFile(join(srcDir, 'Makefile'), 'utf8'))
       const make: MakeContext = {makeBase: ['-C', srcDir, `O=${outDir}`, ...tools.makeVars], logFile, pidFile, interrupt}
 
@@ -187,7 +197,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
     } finally {
       interrupt.killAll('SIGKILL')
       await rm(tempEntry, {recursive: true, force: true})
-      await rm(outDir, {recursive: true, force: true})
+      if (outDir) await rm(outDir, {recursive: true, force: true})
       await release()
     }
   } catch (error) {
