@@ -1,16 +1,32 @@
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {LIST_PMEM, makeLab, parsePmemList, type Lab} from './cli.js'
 
 /**
  * Kernels built from kernel-configs/ in a real lab: the pmem options are in the running kernel,
- * the devices appear, the built-in suite passes, and a kernel without FS_DAX fails it with a
- * reason. Runs after kernel.test.ts, whose build of the same tarball and fragments is a cache hit
+ * the devices appear, the built-in suite passes, and a kernel without FS_DAX (built with a
+ * patch, which must be a cache miss, then a hit) fails it with a reason. Runs after kernel.test.ts, whose build of the same tarball and fragments is a cache hit
  * here (the key is the tarball's sha256, however it was obtained).
  */
 const TARBALL = '/usr/src/linux-source-6.1.tar.xz'
 const M = 1024 ** 2
+
+/** One notice at boot, after the banner: shows on the console that the running kernel was patched. */
+const MARKER_PATCH = `--- a/init/main.c
++++ b/init/main.c
+@@ -931,6 +931,7 @@
+ \tboot_cpu_init();
+ \tpage_address_init();
+ \tpr_notice("%s", linux_banner);
++\tpr_notice("pmemlab-e2e: this kernel carries a test patch\\n");
+ \tearly_security_init();
+ \tsetup_arch(&command_line);
+ \tsetup_boot_config();
+`
 
 describe('built kernels in the lab', {timeout: 3_600_000, skip: existsSync(TARBALL) ? false : `${TARBALL} is not installed`}, () => {
   let lab: Lab
@@ -46,17 +62,41 @@ describe('built kernels in the lab', {timeout: 3_600_000, skip: existsSync(TARBA
     assert.ok(report.summary.passed > 50, `${report.summary.passed} passed`)
   })
 
-  test('on a kernel built without CONFIG_FS_DAX the suite fails and says why', async () => {
-    const built = await lab.pmemlab(['kernel', 'build', '--source', TARBALL, '--set', 'CONFIG_FS_DAX=n', '--json'], {timeout: 1_800_000})
-    assert.equal(built.exitCode, 0, built.stderr)
-    const noDax = (JSON.parse(built.stdout) as {key: string}).key
-    assert.notEqual(noDax, key)
-    const result = await lab.pmemlab(['test', '--kernel', noDax, '--json'])
-    assert.equal(result.exitCode, 1, result.stderr.split('\n').slice(-30).join('\n'))
-    const report = JSON.parse(result.stdout) as {ok: boolean; suites: Array<{tests: Array<{status: string; message?: string; details?: string[]}>}>}
-    assert.equal(report.ok, false)
-    const failed = report.suites.flatMap((s) => s.tests).filter((t) => t.status === 'fail')
-    assert.ok(failed.length > 0)
-    assert.ok(failed.some((t) => /FS_DAX/.test(`${t.message ?? ''} ${(t.details ?? []).join(' ')}`)), JSON.stringify(failed.slice(0, 3)))
+  test('a patched kernel without CONFIG_FS_DAX: a miss for the patch, a hit for the same patch again, the patch in the running kernel, and the suite fails saying why', async () => {
+    // One build serves both proofs: --patch (issue 11) and a kernel the suite must fail.
+    const dir = await mkdtemp(join(tmpdir(), 'pmemlab-patch-'))
+    try {
+      const patch = join(dir, '0001-pmemlab-e2e-marker.patch')
+      await writeFile(patch, MARKER_PATCH)
+      const build = () => lab.pmemlab(['kernel', 'build', '--source', TARBALL, '--set', 'CONFIG_FS_DAX=n', '--patch', patch, '--json'], {timeout: 1_800_000})
+      const built = await build()
+      assert.equal(built.exitCode, 0, built.stderr)
+      const first = JSON.parse(built.stdout) as {key: string; cacheHit: boolean}
+      assert.equal(first.cacheHit, false, 'the patch is part of the key: a miss')
+      assert.notEqual(first.key, key)
+      const again = await build()
+      assert.equal(again.exitCode, 0, again.stderr)
+      assert.deepEqual(JSON.parse(again.stdout), {...first, cacheHit: true}, 'the same patch again: a hit on the same entry')
+      // A patch whose context is not in the source: refused in one line before anything is built.
+      const stale = join(dir, '0002-stale.patch')
+      await writeFile(stale, MARKER_PATCH.replace(' page_address_init();', ' page_address_init_gone();'))
+      const refused = await lab.pmemlab(['kernel', 'build', '--source', TARBALL, '--patch', stale])
+      assert.equal(refused.exitCode, 2, refused.stderr)
+      assert.equal(refused.stdout, '')
+      assert.match(refused.stderr, /^pmemlab: error: --patch 0002-stale\.patch does not apply: init\/main\.c: hunk #1 failed/)
+      assert.equal(refused.stderr.trimEnd().split('\n').filter((l) => l.startsWith('pmemlab: error:')).length, 1, refused.stderr)
+
+      const consoleLog = join(dir, 'console.log')
+      const result = await lab.pmemlab(['test', '--kernel', first.key, '--console-log', consoleLog, '--json'])
+      assert.equal(result.exitCode, 1, result.stderr.split('\n').slice(-30).join('\n'))
+      assert.match(await readFile(consoleLog, 'utf8'), /pmemlab-e2e: this kernel carries a test patch/, 'the running kernel is the patched one')
+      const report = JSON.parse(result.stdout) as {ok: boolean; suites: Array<{tests: Array<{status: string; message?: string; details?: string[]}>}>}
+      assert.equal(report.ok, false)
+      const failed = report.suites.flatMap((s) => s.tests).filter((t) => t.status === 'fail')
+      assert.ok(failed.length > 0)
+      assert.ok(failed.some((t) => /FS_DAX/.test(`${t.message ?? ''} ${(t.details ?? []).join(' ')}`)), JSON.stringify(failed.slice(0, 3)))
+    } finally {
+      await rm(dir, {recursive: true, force: true})
+    }
   })
 })
