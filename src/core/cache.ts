@@ -107,6 +107,13 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }
 }
 
+/** sha256 of a file, read as a stream (tarballs, bundle members: too big to hold at once). */
+export async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256')
+  await pipeline(createReadStream(file), hash)
+  return hash.digest('hex')
+}
+
 /**
  * sha256 of a file, remembered in memoFile by the file's identity, so a second build need not
  * reread a 140 MB tarball.
@@ -116,9 +123,7 @@ export async function hashFileCached(file: string, memoFile: string): Promise<st
   const identity = await fileIdentity(file)
   const memo: Memo = await readFile(memoFile, 'utf8').then((t) => JSON.parse(t) as Memo, () => ({}))
   if (memo[file]?.identity === identity) return memo[file].sha256
-  const hash = createHash('sha256')
-  await pipeline(createReadStream(file), hash)
-  const digest = hash.digest('hex')
+  const digest = await hashFile(file)
   memo[file] = {identity, sha256: digest}
   await mkdir(dirname(memoFile), {recursive: true})
   await writeFileAtomic(memoFile, JSON.stringify(memo, null, 1))

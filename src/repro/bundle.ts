@@ -4,14 +4,13 @@
  * in), and opening a bundle to rerun it: extracted into a temporary directory, every file checked
  * against SHA256SUMS before anything in it is read.
  */
-import {createHash} from 'node:crypto'
-import {createReadStream, rmSync} from 'node:fs'
+import {rmSync} from 'node:fs'
 import {copyFile, mkdir, open, readFile, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {release} from 'node:os'
 import {dirname, join, relative, resolve, sep} from 'node:path'
 import * as tar from 'tar'
 import {withDir} from 'tmp-promise'
-import {writeFileAtomic} from '../core/cache.js'
+import {hashFile, writeFileAtomic} from '../core/cache.js'
 import {usageError} from '../core/errors.js'
 import {run} from '../core/exec.js'
 import {packageRoot} from '../core/paths.js'
@@ -56,7 +55,7 @@ export async function writeBundle(request: BundleRequest): Promise<string> {
   await writeFile(join(output, SCRIPT_NAME), reproduceScript(rerunArgv(request.flags)), {mode: 0o755})
   await writeFileAtomic(join(output, METADATA_NAME), `${JSON.stringify(await metadata(request), null, 2)}\n`)
   const files = bundleFileList(await filesUnder(output))
-  const sums = await Promise.all(files.map(async (path) => ({path, sha256: await sha256Of(join(output, path))})))
+  const sums = await Promise.all(files.map(async (path) => ({path, sha256: await hashFile(join(output, path))})))
   await writeFileAtomic(join(output, SUMS_NAME), sha256sumsText(sums))
   const bundle = join(output, BUNDLE_NAME)
   const partial = join(output, `.${BUNDLE_NAME}.partial-${process.pid}`)
@@ -98,12 +97,6 @@ async function qemuVersion(): Promise<string | undefined> {
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, {recursive: true, withFileTypes: true})
   return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)).split(sep).join('/'))
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
-  return hash.digest('hex')
 }
 
 // Opening a bundle
@@ -153,7 +146,7 @@ async function openChecked<T>(bundle: string, dir: string, refuse: (problem: str
   const parsed = parseSha256sums(sumsText)
   if ('problem' in parsed) throw refuse(parsed.problem)
   const found: FileSum[] = []
-  for (const path of await filesUnder(dir)) if (path !== SUMS_NAME) found.push({path, sha256: await sha256Of(join(dir, path))})
+  for (const path of await filesUnder(dir)) if (path !== SUMS_NAME) found.push({path, sha256: await hashFile(join(dir, path))})
   const problem = sumsProblem(parsed.sums, found)
   if (problem !== undefined) throw refuse(problem)
   const reproducer = await reproducerOf(dir)
