@@ -24,11 +24,10 @@ export const attemptFiles = (n: number) => ({
  * The `pmemlab test` arguments that decide a cell: what its record keeps, to rerun it by hand.
  * Given the cells of a shared boot (one kernel, topology and suite: share.ts), the one run of them all.
  */
-export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cells: Cell | readonly Cell[], kernelSpec: string, image: string): string[] {
-  const all = Array.isArray(cells) ? (cells as readonly Cell[]) : [cells as Cell]
-  const [cell] = all
+export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cells: readonly Cell[], kernelSpec: string, image: string): string[] {
+  const [cell] = cells
   const suite = cell.suite.source === 'builtin' ? 'builtin' : planPath(plan, cell.suite.source)
-  return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', all.map((c) => c.filesystem).join(','), '--suite', suite]
+  return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', cells.map((c) => c.filesystem).join(','), '--suite', suite]
 }
 
 /** The cell's command as the matrix runs it: its report as JSON, JUnit and the console log in FILES (absolute). */

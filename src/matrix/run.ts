@@ -16,7 +16,7 @@
  */
 import {copyFile, mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {availableParallelism, tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {basename, join} from 'node:path'
 import {writeFileAtomic} from '../core/cache.js'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
@@ -201,16 +201,17 @@ class MatrixRun {
       let remaining = await this.excludeByVersion(cells, state)
       if (remaining.length === 0) return
       state.spec = bootSpec(kernel, this.plan, state.build?.result?.key)
-      let groups = bootGroups(remaining, this.plan.shareBoots === true)
+      const share = this.plan.shareBoots === true
+      let groups: Cell[][]
       if (remaining.some((cell) => versionUndecided(cell, state.version))) {
         // Only a boot can tell which cells a version rule leaves out: the gate boots it first.
         await this.slots.run(PRIORITY.gate, () => this.gate(state, remaining, kinds))
         if (this.interrupted || !state.gate) return
         remaining = await this.excludeByVersion(remaining, state)
-        groups = bootGroups(remaining, this.plan.shareBoots === true)
+        groups = bootGroups(remaining, share)
       } else {
         // The first boot is the gate: a kernel that cannot boot fails the other cells at once.
-        const [first, ...rest] = groups
+        const [first, ...rest] = bootGroups(remaining, share)
         this.row({id: kernelRow(kernel), kind: 'kernel', status: 'first boot', tone: 'active', note: `cell ${first.map((c) => c.id).join(', ')}`})
         const facts = await this.slots.run(PRIORITY.gate, () => this.boot(first, state))
         if (this.interrupted || !facts) return
@@ -315,7 +316,8 @@ class MatrixRun {
     const started = Date.now()
     const facts = new Map(group.map((cell) => [cell.id, [] as AttemptFact[]]))
     const reports = new Map(group.map((cell) => [cell.id, [] as Array<TestReport | undefined>]))
-    const shared = new Map<string, {cells: string[]; command: string[]}>()
+    // By attempt: the boot it shared with other cells, if it did.
+    const shared: Array<{cells: string[]; command: string[]} | undefined> = []
     let going = group
     for (let n = 1; going.length > 0 && !this.interrupted; n++) {
       for (const cell of going) this.row({id: cell.id, kind: 'cell', status: 'running', tone: 'active', note: n > 1 ? `attempt ${n} of ${this.retries + 1}` : going.length > 1 ? `one boot for ${going.map((c) => c.filesystem).join(', ')}` : undefined, since: started})
@@ -325,7 +327,7 @@ class MatrixRun {
         facts.get(cell.id)!.push(seen.get(cell.id)!.fact)
         reports.get(cell.id)!.push(seen.get(cell.id)!.report)
       }
-      if (going.length > 1) shared.set(String(n), {cells: going.map((c) => c.id), command: cellCommand(this.plan, going, state.spec!, this.image)})
+      shared.push(going.length > 1 ? {cells: going.map((c) => c.id), command: cellCommand(this.plan, going, state.spec!, this.image)} : undefined)
       going = going.filter((cell) => wantsRetry(facts.get(cell.id)!, this.retries))
     }
     if (this.interrupted) return undefined
@@ -334,9 +336,9 @@ class MatrixRun {
       const decision = this.decide(state, cell, attempts)
       const deciding = decision.decidedBy.attempt ?? attempts.length
       const report = reports.get(cell.id)![deciding - 1]
-      const command = cellCommand(this.plan, cell, state.spec!, this.image)
-      const boots = attempts.map((_, i) => shared.get(String(i + 1)))
-      await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, command, boots})
+      const command = cellCommand(this.plan, [cell], state.spec!, this.image)
+      // A cell's attempts are the group's first ones: a retry boots only the cells that want it.
+      await this.finish(cell, state, decision, attempts, {startedAt, tests: report ? cellTests(report) : [], attempt: deciding, command, boots: shared.slice(0, attempts.length)})
     }
     return facts
   }
@@ -350,8 +352,9 @@ class MatrixRun {
     const files = attemptFiles(n)
     const at = (cell: Cell, file: string) => join(cellDir(this.output, cell.id), file)
     for (const cell of cells) await mkdir(at(cell, files.dir), {recursive: true})
-    const run = (file: keyof typeof files) => (cells.length === 1 ? at(cells[0], files[file]) : join(at(cells[0], files.dir), 'boot', files[file].slice(files.dir.length + 1)))
-    if (cells.length > 1) await mkdir(dirname(run('results')), {recursive: true})
+    const runDir = join(at(cells[0], files.dir), ...(cells.length > 1 ? ['boot'] : []))
+    const run = (file: keyof typeof files) => join(runDir, basename(files[file]))
+    await mkdir(runDir, {recursive: true})
     const args = testArgs(cellCommand(this.plan, cells, state.spec!, this.image), {junit: run('junit'), console: run('console')})
     const timeoutSec = this.timeoutSec * cells.length
     const child = await this.children.run(args, {stdout: run('results'), stderr: run('log')}, {timeoutMs: timeoutSec * 1000})
@@ -367,10 +370,11 @@ class MatrixRun {
     const seen = new Map<string, {fact: AttemptFact; report?: TestReport}>()
     if (cells.length === 1) return seen.set(cells[0].id, {fact, report})
     const parts = report && fact.outcome === 'ran' ? splitReport(report, cells.map((c) => c.filesystem)) : undefined
+    const whole = parts ? (JSON.parse(stdout) as object) : undefined
     const ids = cells.map((c) => c.id)
     for (const cell of cells) {
       const part = parts?.get(cell.filesystem)
-      if (part) await writeFileAtomic(at(cell, files.results), `${JSON.stringify(partDocument(JSON.parse(stdout) as object, part, cell.filesystem, ids), null, 2)}\n`)
+      if (part) await writeFileAtomic(at(cell, files.results), `${JSON.stringify(partDocument(whole!, part, cell.filesystem, ids), null, 2)}\n`)
       // A boot that ended without tests to split (it died, or never started) is every cell's as it is.
       for (const file of [...(part ? [] : ['results' as const]), 'console', 'log', 'junit'] as const) await copyFile(run(file), at(cell, files[file])).catch(() => undefined)
       seen.set(cell.id, part ? {fact: ranAttempt(part), report: part} : {fact, report})

@@ -87,7 +87,7 @@ describe('an attempt at a cell', () => {
   const cell = cells.find((c) => c.id === 'debian-6.12-both-xfs-mine')!
 
   test('is pmemlab test with the cell\'s kernel, topology, filesystem and suite (relative to the matrix file)', () => {
-    const command = cellCommand(plan, cell, 'debian:6.12', 'debian-12')
+    const command = cellCommand(plan, [cell], 'debian:6.12', 'debian-12')
     // The record keeps this much: a rerun by hand prints its own report and writes none of the cell's files.
     assert.deepEqual(command, ['test', '--kernel', 'debian:6.12', '--image', 'debian-12', '--mem', '2G', '--memmap', '256M', '--nvdimm', '512M', '--fs', 'xfs', '--suite', '/srv/ci/mine'])
     assert.deepEqual(testArgs(command, {junit: '/o/j.xml', console: '/o/c.log'}), [...command, '--json', '--junit', '/o/j.xml', '--console-log', '/o/c.log'])
