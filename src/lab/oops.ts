@@ -44,9 +44,11 @@ const PATTERNS: Pattern[] = [
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001B\[[0-9;?]*[A-Za-z]/g
-const TIMESTAMP = /^\s*(<\d+>)?\[\s*\d+\.\d+\]\s*(\[\s*[TC]\d+\]\s*)?/
+// Lazy prefix: the kernel starts a message wherever the console's cursor is, so a shell prompt
+// printed without a newline ("root@vm:~# ") can come first on the same line.
+const TIMESTAMP = /^.*?(<\d+>)?\[\s*\d+\.\d+\]\s*(\[\s*[TC]\d+\]\s*)?/
 
-/** A console line as a kernel message: no colour codes, no carriage return, no timestamp. */
+/** A console line as a kernel message: no colour codes, no carriage return, no timestamp, nothing before it. */
 export function messageOf(line: string): string {
   return line.replace(ANSI, '').replace(/\r/g, '').replace(TIMESTAMP, '').trim()
 }

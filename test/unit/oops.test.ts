@@ -123,6 +123,13 @@ test('timestamps, caller ids, log levels and colour codes are stripped before ma
   assert.equal(messageOf('[   12.345678] [  T123] Kernel panic - not syncing: x\r'), 'Kernel panic - not syncing: x')
   assert.equal(messageOf('<0>[    1.000000] Oops: 0000 [#1]'), 'Oops: 0000 [#1]')
   assert.equal(messageOf('\u001b[31m[    1.0] BUG: x\u001b[0m'), 'BUG: x')
+  // The console shell's prompt has no newline, so the kernel's next message shares its line.
+  const prompted = '\u001b[?2004hroot@p1:~# [    4.023953] Kernel panic - not syncing: sysrq triggered crash\r'
+  assert.equal(messageOf(prompted), 'Kernel panic - not syncing: sysrq triggered crash')
+  assert.deepEqual(
+    scanConsole(console(...BOOT, prompted, '[    4.1] Call Trace:')).map((f) => [f.kind, f.title]),
+    [['panic', 'Kernel panic - not syncing: sysrq triggered crash']],
+  )
   assert.equal(classify('Kernel panic - not syncing: VFS: Unable to mount root fs')?.kind, 'panic')
   assert.equal(classify('[    1.0] something about a BUG: in the middle'), undefined)
 })
