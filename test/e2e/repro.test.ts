@@ -141,6 +141,20 @@ describe('pmemlab repro', {timeout: 1_800_000}, () => {
     await nothingLeft()
   })
 
+  test('the LAB-NOTES trap example: XFS on a raw NVDIMM namespace mounts without DAX, reproduced from the kernel\'s own words', async () => {
+    const output = join(dir, 'trap')
+    const {run, doc} = await repro([join(root, 'examples', 'repro', 'xfs-raw-namespace-no-dax.yaml')], output)
+    assert.equal(run.exitCode, 1, tail(run.stderr))
+    assert.deepEqual([doc.outcome, doc.rate], ['reproduced', 'reproduced 1/1'])
+    const [first] = doc.results
+    assert.match(first.reason, /matched "XFS \(pmem\d+\): DAX unsupported by block device\. Turning off DAX\."; the script exited 0$/)
+    const out = await readFile(join(output, first.files.stdout), 'utf8')
+    assert.match(out, /"mode":"raw"/, 'the namespace booted raw')
+    assert.match(out, / \/mnt\/pmem .* - xfs \S+ rw,.*dax=never/, 'mounted, DAX turned off')
+    assert.match(out, /^ok \d+ - statx does not report STATX_ATTR_DAX/m)
+    await nothingLeft()
+  })
+
   test('a script that provokes nothing is not reproduced (exit 0); --kernel overrides the file\'s kernel', async () => {
     const output = join(dir, 'quiet')
     const {run, doc} = await repro([join(dir, 'quiet.yaml'), '--kernel', 'distro'], output)
