@@ -215,7 +215,7 @@ class Series {
     const started = Date.now()
     const startedAt = new Date().toISOString()
     const testRun = new TestRun(
-      {...this.request!, filesystems: [], suites: [], filters: [], timeoutSec: this.plan.expect.timeoutSec, keep: false, rawNamespaces: false, consoleLog: this.at(files.console)},
+      {...this.request!, filesystems: [], suites: [], filters: [], timeoutSec: this.plan.expect.timeoutSec, keep: false, rawNamespaces: false, consoleLog: this.at(files.console), findingsAre: 'evidence'},
       [],
     )
     let facts: RunFacts

@@ -19,6 +19,7 @@ export class ConsoleWatcher {
     private readonly file: string,
     private readonly vm: string,
     private readonly current: () => string,
+    private readonly findingsAre: FindingsAre = 'problems',
   ) {}
 
   start(): void {
@@ -33,7 +34,7 @@ export class ConsoleWatcher {
         for (const finding of scanConsole(this.text)) {
           if (this.during.has(finding.line)) continue
           this.during.set(finding.line, this.current())
-          announce(finding, this.vm, this.current())
+          announce(finding, this.vm, this.current(), this.findingsAre)
         }
       } finally {
         this.polling = undefined
@@ -53,8 +54,11 @@ export class ConsoleWatcher {
   }
 }
 
-function announce(finding: Finding, vm: string, during: string): void {
-  const say = finding.fails ? log.error : log.warn
-  say(`kernel ${describeFinding(finding)} (on ${vm}, during ${during})`)
+/** problems: a test run's reports fail it (error, warn); evidence: a reproducer looks for them, and its verdict judges them. */
+export type FindingsAre = 'problems' | 'evidence'
+
+function announce(finding: Finding, vm: string, during: string, findingsAre: FindingsAre): void {
+  const say = findingsAre === 'evidence' ? log.info : finding.fails ? log.error : log.warn
+  say(`${findingsAre === 'evidence' ? 'the console shows a ' : ''}kernel ${describeFinding(finding)} (on ${vm}, during ${during})`)
   for (const line of finding.lines.slice(0, 4)) process.stderr.write(`    | ${line}\n`)
 }

@@ -18,7 +18,7 @@ import {processAlive} from '../core/process.js'
 import {humanSize} from '../core/size.js'
 import type {TopologyFlags} from '../lab/request.js'
 import {LabSession, type LabRequest, type UpRequest} from '../lab/vm.js'
-import {ConsoleWatcher} from './console.js'
+import {ConsoleWatcher, type FindingsAre} from './console.js'
 import {
   runFailed,
   secondsText,
@@ -48,6 +48,8 @@ export interface TestRunOptions extends LabRequest {
   rawNamespaces: boolean
   /** Append each VM's console log here before its directory goes (--console-log; the matrix keeps one per cell). */
   consoleLog?: string
+  /** evidence: kernel reports on the console are what the caller looks for (repro), announced as facts, not errors. */
+  findingsAre?: FindingsAre
 }
 
 export const BUILTIN = 'builtin'
@@ -148,7 +150,7 @@ export class TestRun {
     this.phases.bootMs += Date.now() - started
     this.session = session
     this.lost = undefined
-    this.watcher = new ConsoleWatcher(session.record.consoleLog, name, () => this.current)
+    this.watcher = new ConsoleWatcher(session.record.consoleLog, name, () => this.current, this.options.findingsAre)
     this.watcher.start()
     await this.watcher.poll()
     const devices = session.record.devices.map((d) => `${d.id} ${humanSize(d.size)}${d.file && d.persistent ? ' (file-backed)' : ''}`)
