@@ -34,7 +34,7 @@ Exit 0 when it did not reproduce in any run, 1 when it did, 125 when there is no
     'until-reproduced': Flags.boolean({description: 'stop at the first run that reproduces'}),
     kernel: Flags.string({description: "kernel to boot instead of the file's, as up --kernel takes it (distro, debian:VERSION, a built kernel, a bzImage path)", helpValue: 'SPEC'}),
     output: Flags.string({description: 'where repro.json, junit.xml and each run\'s files go', default: 'repro-results', helpValue: 'DIR'}),
-    'with-vmlinux': Flags.boolean({description: "put the built kernel's vmlinux (a kernel built with debug: true) into the bundle too"}),
+    'with-vmlinux': Flags.boolean({description: "put the built kernel's vmlinux (built with debug info) into the bundle, and decode each run's kernel traces with it to function and line"}),
     json: Flags.boolean({description: 'print the repro.json document instead of the result line'}),
   }
 
@@ -65,4 +65,6 @@ function showRun(record: RunRecord, limit: number): void {
   if (record.outcome === 'not reproduced') return
   for (const line of record.excerpt.slice(0, EXCERPT_LINES)) process.stderr.write(`    | ${line}\n`)
   if (record.excerpt.length > EXCERPT_LINES) process.stderr.write(`    | [... ${record.excerpt.length - EXCERPT_LINES} more lines in ${record.files.record}]\n`)
+  if (record.trace?.note !== undefined) process.stderr.write(`    (traces not decoded: ${record.trace.note})\n`)
+  else if (record.files.decodedTrace !== undefined) process.stderr.write(`    (decoded reports: ${record.files.decodedTrace})\n`)
 }

@@ -17,7 +17,8 @@
  *                                           ccache hits across copies of one source (a patched copy, a snapshot)
  *   build/out-<key>-<pid>/                  make's O= directory when building a user's working tree in place
  *   build/failed-<key>.log                  the make output of the last failed build of a key
- *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched)
+ *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched,
+ *                                           vmlinux when built with debug info: see keepsVmlinux)
  *   kernels/<key>.lock                      held (pid inside) while a key is being built
  */
 import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
@@ -71,6 +72,16 @@ export function hostArch(): string {
 // ------------------------------------------------------------------------------------------------
 // Build
 // ------------------------------------------------------------------------------------------------
+
+/**
+ * Whether the entry keeps the vmlinux: a debug build, or any build whose final .config has debug
+ * info (a recipe's `set: {CONFIG_DEBUG_INFO_DWARF5: y}`), since only its DWARF decodes an Oops
+ * trace to lines (repro --with-vmlinux). Without debug info it is only a bigger bzImage. It costs
+ * room in the cache: a vmlinux with DWARF is often a few hundred MB.
+ */
+export function keepsVmlinux(debug: boolean, finalConfig: string): boolean {
+  return debug || parseDotConfig(finalConfig).get('DEBUG_INFO') === 'y'
+}
 
 /** Where a kernel build writes (sources, make's O= tree, the entry): all in the cache. */
 const cacheDirs = () => [{dir: cacheDir(), envVar: 'PMEMLAB_CACHE_DIR'}]
@@ -147,7 +158,8 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       await copyFile(join(outDir, 'arch', 'x86', 'boot', 'bzImage'), join(tempEntry, 'bzImage'))
       await copyFile(configPath, join(tempEntry, '.config'))
       await copyFile(join(outDir, 'System.map'), join(tempEntry, 'System.map')).catch(() => undefined)
-      if (request.debug) await copyFile(join(outDir, 'vmlinux'), join(tempEntry, 'vmlinux'))
+      const vmlinux = keepsVmlinux(request.debug === true, finalConfig)
+      if (vmlinux) await copyFile(join(outDir, 'vmlinux'), join(tempEntry, 'vmlinux'))
       // The entry keeps the patches it was built with, to explain the kernel and build it again.
       const patchList = patchRecords(patches)
       if (patchList.length > 0) await mkdir(join(tempEntry, 'patches'))
@@ -172,9 +184,9 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
         objects,
         timings: {fetchMs: prepared.fetchMs, extractMs: versionExtractMs + extractMs, configureMs, buildMs, totalMs: Date.now() - started},
         createdAt: new Date().toISOString(),
-        files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(request.debug ? {vmlinux: 'vmlinux'} : {})},
+        files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(vmlinux ? {vmlinux: 'vmlinux'} : {})},
         // Checked whenever the entry is used: a truncated bzImage is refused, never booted.
-        artifacts: await stampFiles(tempEntry, ['bzImage', '.config', 'System.map', ...(request.debug ? ['vmlinux'] : [])]),
+        artifacts: await stampFiles(tempEntry, ['bzImage', '.config', 'System.map', ...(vmlinux ? ['vmlinux'] : [])]),
       }
       await writeFile(join(tempEntry, 'build.json'), `${JSON.stringify(build, null, 2)}\n`)
       interrupt.check()

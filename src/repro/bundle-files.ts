@@ -10,6 +10,7 @@
  *   reproduce.sh          the one command that reruns the series from the bundle
  *   metadata.json         host, accelerator, durations, pmemlab's and QEMU's versions
  *   repro.json, junit.xml, reproducer.yaml, kernel/, runs/N/   the output directory's own files
+ *                         (kernel/vmlinux and runs/N/decoded-trace.txt with --with-vmlinux)
  *   input/...             the reproducer and every file it references, at their relative places
  */
 import {posix} from 'node:path'

@@ -13,6 +13,7 @@
  *   OUTPUT/runs/N/run.json         run N's record (RunRecord)
  *   OUTPUT/runs/N/console.log      the guest console of run N, from boot to stop
  *   OUTPUT/runs/N/script.out, .err the script's stdout and stderr
+ *   OUTPUT/runs/N/decoded-trace.txt with --with-vmlinux: the run's failing kernel reports, decoded (trace.ts)
  */
 import {basename} from 'node:path'
 import {renderJUnit, type JUnitCase} from '../suite/junit.js'
@@ -26,9 +27,9 @@ export const REPRODUCER_COPY = 'reproducer.yaml'
 export const KERNEL_DIR = 'kernel'
 
 /** A run's files, relative to the output directory. */
-export function runFiles(run: number): {dir: string; record: string; console: string; stdout: string; stderr: string} {
+export function runFiles(run: number): {dir: string; record: string; console: string; stdout: string; stderr: string; decodedTrace: string} {
   const dir = `runs/${run}`
-  return {dir, record: `${dir}/run.json`, console: `${dir}/console.log`, stdout: `${dir}/script.out`, stderr: `${dir}/script.err`}
+  return {dir, record: `${dir}/run.json`, console: `${dir}/console.log`, stdout: `${dir}/script.out`, stderr: `${dir}/script.err`, decodedTrace: `${dir}/decoded-trace.txt`}
 }
 
 /** The VM a run booted, as its record says. */
@@ -43,8 +44,10 @@ export interface RunRecord {
   run: number
   outcome: Outcome
   reason: string
-  /** The console lines that decided it. */
+  /** The console lines that decided it; with --with-vmlinux, their kernel frames decoded (see trace). */
   excerpt: string[]
+  /** With --with-vmlinux and a kernel that has one: how the excerpt's frames were decoded. */
+  trace?: TraceSummary
   startedAt: string
   durationMs: number
   /** The script's exit status, when it ended by itself. */
@@ -61,13 +64,14 @@ export interface RunRecord {
 }
 
 /** A run's record from its facts and verdict. */
-export function runRecord(input: {run: number; facts: RunFacts; verdict: RunVerdict; startedAt: string; durationMs: number; lab?: RunLab; files: Record<string, string>}): RunRecord {
+export function runRecord(input: {run: number; facts: RunFacts; verdict: RunVerdict; startedAt: string; durationMs: number; lab?: RunLab; files: Record<string, string>; trace?: {excerpt: string[]; summary: TraceSummary}}): RunRecord {
   const {facts, verdict} = input
   return {
     run: input.run,
     outcome: verdict.outcome,
     reason: verdict.reason,
-    excerpt: verdict.excerpt,
+    excerpt: input.trace?.excerpt ?? verdict.excerpt,
+    ...(input.trace ? {trace: input.trace.summary} : {}),
     startedAt: input.startedAt,
     durationMs: input.durationMs,
     ...(facts.exit !== undefined ? {exit: facts.exit} : {}),
@@ -77,6 +81,17 @@ export function runRecord(input: {run: number; facts: RunFacts; verdict: RunVerd
     ...(input.lab ? {lab: input.lab} : {}),
     files: input.files,
   }
+}
+
+/** How a run's excerpt was decoded with --with-vmlinux (trace.ts). */
+export interface TraceSummary {
+  /** The vmlinux, relative to the output directory. */
+  vmlinux: string
+  /** Kernel frames in the excerpt, and how many of them were placed in the source. */
+  frames: number
+  decoded: number
+  /** Said once for the whole run: "no debug info in vmlinux". */
+  note?: string
 }
 
 /** The kernel a series booted. */

@@ -10,7 +10,8 @@
  * watch, guest commands under timeout(1), a death named by the lab), prepares the devices with
  * the suite's own commands (prepare.ts preparationCommands), runs the script, gathers the run's
  * facts, stops the VM and is judged (verdict.ts), until verdict.ts's nextRun says to stop. Each
- * run's record, and the series' document so far, are written the moment the run ends.
+ * run's record, and the series' document so far, are written the moment the run ends. With
+ * --with-vmlinux and a kernel that has one, each run's kernel traces are decoded with it first (trace.ts).
  * When the series ends (a verdict, or no run), bundle.ts packs the output directory into
  * OUTPUT/bundle.tar.gz; the reproducer's own files were copied under OUTPUT/input/ when it began.
  *
@@ -27,6 +28,7 @@ import {log} from '../core/log.js'
 import {sleep} from '../core/process.js'
 import {resolveImage} from '../image/resolve.js'
 import {loadImage, type ImageSpec} from '../image/spec.js'
+import {symbolTools, type TraceDecoder} from '../kernel/symbolize.js'
 import {VmDeathError} from '../lab/deaths.js'
 import {topologyRequest} from '../lab/request.js'
 import {planTopology} from '../lab/topology.js'
@@ -38,6 +40,7 @@ import {END_MARKER_WAIT_MS, endMarkerArgv, endMarkerShown, PREPARE_TIMEOUT_SEC, 
 import {BUILD_LOG_TAIL, BUILD_LOG_TAIL_LINES, BUNDLE_OUTPUTS, logTail} from './bundle-files.js'
 import {copyInputs, writeBundle, type BundleInputs} from './bundle.js'
 import {preparationCommands} from './prepare.js'
+import {decodeRun, traceDecoder, VMLINUX} from './trace.js'
 import {parseRepro, type ReproPlan} from './schema.js'
 import {imageChoice, kernelChoice, labRequestOf, prepareKernel} from './setup.js'
 import {judgeRun, nextRun, runLimit, type RunFacts, type RunPolicy} from './verdict.js'
@@ -91,6 +94,8 @@ class Series {
   private readonly records: RunRecord[] = []
   private readonly abort = new AbortController()
   private kernel?: SeriesKernel
+  /** With --with-vmlinux and a kernel that has one: decodes each run's traces. */
+  private decoder?: TraceDecoder
   private inputs?: BundleInputs
   private image?: {name: string; hash: string}
   private request?: LabRequest
@@ -173,7 +178,12 @@ class Series {
       const {kernel, entryDir} = await prepareKernel(kernelChoice(this.plan, this.options.kernel))
       this.kernel = kernel
       if (entryDir) await this.keepKernelFiles(entryDir)
-      if (this.options.withVmlinux && !(await exists(this.at(`${KERNEL_DIR}/vmlinux`)))) log.warn('--with-vmlinux: this kernel has no vmlinux (only a kernel built with debug: true has one); the bundle goes without')
+      if (this.options.withVmlinux && !(await exists(this.at(VMLINUX)))) log.warn('--with-vmlinux: this kernel has no vmlinux (only a kernel built from the recipe with debug info has one: debug: true, or CONFIG_DEBUG_INFO); the bundle goes without, and traces are not decoded')
+      if (this.options.withVmlinux && (await exists(this.at(VMLINUX)))) {
+        // Missing nm or addr2line is exit 3 now, before any boot, not a surprise after the first run.
+        await symbolTools()
+        this.decoder = await traceDecoder(this.options.output)
+      }
       this.check()
       this.imageBuilding = true
       const info = await resolveImage(image, {build: true, signal: this.abort.signal})
@@ -235,11 +245,29 @@ class Series {
     }
     this.check()
     const verdict = judgeRun(this.plan.expect, facts)
+    const trace = await this.decode(n, facts.console, verdict.excerpt)
     const kept: Record<string, string> = {record: files.record}
-    for (const role of ['console', 'stdout', 'stderr'] as const) if (await exists(this.at(files[role]))) kept[role] = files[role]
-    const record = runRecord({run: n, facts, verdict, startedAt, durationMs: Date.now() - started, lab, files: kept})
+    for (const role of ['console', 'stdout', 'stderr', 'decodedTrace'] as const) if (await exists(this.at(files[role]))) kept[role] = files[role]
+    const record = runRecord({run: n, facts, verdict, startedAt, durationMs: Date.now() - started, lab, files: kept, trace})
     await writeFileAtomic(this.at(files.record), `${JSON.stringify(record, null, 2)}\n`)
     return record
+  }
+
+  /**
+   * Run N's traces decoded, its failing reports written to decoded-trace.txt. A decoding that
+   * fails (addr2line dies or takes too long) leaves the run as it is, with a warning: the verdict
+   * stands without it.
+   */
+  private async decode(n: number, consoleText: string, excerpt: string[]): ReturnType<typeof decodeRun> {
+    if (!this.decoder) return undefined
+    try {
+      const trace = await decodeRun(this.decoder, n, consoleText, excerpt)
+      if (trace?.file !== undefined) await writeFile(this.at(runFiles(n).decodedTrace), trace.file)
+      return trace
+    } catch (error) {
+      log.warn(`run ${n}: traces not decoded: ${error instanceof PmemlabError ? error.oneLine() : (error as Error).message}`)
+      return undefined
+    }
   }
 
   /** The facts of run N, from the boot to the end of its script. */

@@ -22,7 +22,7 @@ const series = (runs: RunRecord[], over: Partial<SeriesInput> = {}) =>
 
 describe('a run\'s record', () => {
   test('its files live under runs/N/', () => {
-    assert.deepEqual(runFiles(3), {dir: 'runs/3', record: 'runs/3/run.json', console: 'runs/3/console.log', stdout: 'runs/3/script.out', stderr: 'runs/3/script.err'})
+    assert.deepEqual(runFiles(3), {dir: 'runs/3', record: 'runs/3/run.json', console: 'runs/3/console.log', stdout: 'runs/3/script.out', stderr: 'runs/3/script.err', decodedTrace: 'runs/3/decoded-trace.txt'})
   })
 
   test('keeps the verdict, the facts that matter and the lab', () => {

@@ -8,6 +8,7 @@ import {ExitCode, PmemlabError} from '../../src/core/errors.js'
 import {parseFrame, renderDecoded, sourcePath, traceFrames, type FrameDecoding} from '../../src/kernel/stacktrace.js'
 import {symbolTools, TraceDecoder} from '../../src/kernel/symbolize.js'
 import {decodeFrames, frameAddress, parseAddr2line, parseNm} from '../../src/kernel/symbols.js'
+import {callReturns, compile, frameLine, functions, lineOf, OUT_DIR, STAMP, withFixture} from '../helpers/elf.js'
 import {withEnv} from './env.js'
 
 /** A sysrq crash on Debian's 6.1 kernel, from this project's machine (the serial log's CRs kept). */
@@ -170,72 +171,10 @@ describe('symbols and addr2line answers', () => {
 // Against a real ELF: gcc compiles a small program, nm and objdump give the true return addresses
 // of its calls, and the decoder must name the line each call is on.
 
-const FIXTURE_C = `/* Each call is marked; the test looks for the marks. */
-volatile int sink_value;
-__attribute__((noinline)) void sink(int x) { sink_value = x; } /* SINK */
-static inline void helper(int x) {
-  sink(x * 3); /* HELPER-CALLS-SINK */
-}
-__attribute__((noinline)) void middle(int x) {
-  sink(x + 1); /* MIDDLE-CALLS-SINK */
-  helper(x); /* MIDDLE-CALLS-HELPER */
-  sink(x + 2); /* MIDDLE-CALLS-SINK-AGAIN */
-}
-int main(int argc, char **argv) {
-  (void)argv;
-  middle(argc); /* MAIN-CALLS-MIDDLE */
-  return 0;
-}
-`
-/** pmemlab's O= directory inside the source (kernel/build.ts): sources are named "../trace.c" from it. */
-const OUT_DIR = '.out-0123456789abcdef-4242'
-const STAMP = '[  100.000001]'
-
-const lineOf = (mark: string) => FIXTURE_C.split('\n').findIndex((l) => l.includes(`/* ${mark} */`)) + 1
-
-interface Fn {
-  address: number
-  size: number
-}
-
-async function functions(elf: string): Promise<Map<string, Fn>> {
-  const {stdout} = await execa('nm', ['-S', '--defined-only', elf])
-  const map = new Map<string, Fn>()
-  for (const m of stdout.matchAll(/^([0-9a-f]+) ([0-9a-f]+) [tT] (\w+)$/gm)) map.set(m[3], {address: Number.parseInt(m[1], 16), size: Number.parseInt(m[2], 16)})
-  return map
-}
-
-/** The return address of each call in function NAME, as offsets into it (objdump's next instruction). */
-async function callReturns(elf: string, name: string): Promise<number[]> {
-  const {stdout} = await execa('objdump', ['-d', '--no-show-raw-insn', elf])
-  const body = stdout.split(`<${name}>:\n`)[1].split('\n\n')[0]
-  const instructions = [...body.matchAll(/^\s*([0-9a-f]+):\s+(\S+)/gm)].map((m) => ({address: Number.parseInt(m[1], 16), mnemonic: m[2]}))
-  const start = instructions[0].address
-  return instructions.flatMap((insn, i) => (insn.mnemonic.startsWith('call') && i + 1 < instructions.length ? [instructions[i + 1].address - start] : []))
-}
-
-const frameLine = (fns: Map<string, Fn>, name: string, offset: number, lead = ' ') => `${STAMP} ${lead}${name}+0x${offset.toString(16)}/0x${fns.get(name)!.size.toString(16)}`
-
-async function compile(dir: string, cwd: string, source: string, flags: string[], out: string): Promise<string> {
-  await execa('gcc', [...flags, source, '-o', out], {cwd})
-  return join(cwd, out)
-}
-
-async function withFixture(body: (dir: string) => Promise<void>): Promise<void> {
-  await withDir(
-    async ({path}) => {
-      await mkdir(join(path, OUT_DIR))
-      await writeFile(join(path, 'trace.c'), FIXTURE_C)
-      await body(path)
-    },
-    {unsafeCleanup: true, prefix: 'pmemlab-stacktrace-'},
-  )
-}
-
 describe('decoding against an ELF', () => {
   test('-O1 -fno-inline, built as pmemlab builds kernels (O= inside the tree): every call on its marked line', async () => {
     await withFixture(async (dir) => {
-      const elf = await compile(dir, join(dir, OUT_DIR), '../trace.c', ['-g', '-O1', '-fno-inline'], 'vmlinux')
+      const elf = await compile(join(dir, OUT_DIR), '../trace.c', ['-g', '-O1', '-fno-inline'], 'vmlinux')
       const fns = await functions(elf)
       const middle = await callReturns(elf, 'middle')
       assert.equal(middle.length, 3, 'middle makes three calls at -O1 -fno-inline')
@@ -270,7 +209,7 @@ describe('decoding against an ELF', () => {
 
   test('-O2: a call inside an inlined function names both, the inlined one above; two traces, one addr2line run', async () => {
     await withFixture(async (dir) => {
-      const elf = await compile(dir, dir, 'trace.c', ['-g', '-O2'], 'vmlinux')
+      const elf = await compile(dir, 'trace.c', ['-g', '-O2'], 'vmlinux')
       const fns = await functions(elf)
       assert.equal(fns.has('helper'), false, 'helper is inlined at -O2')
       const calls = await callReturns(elf, 'middle')
@@ -294,7 +233,7 @@ describe('decoding against an ELF', () => {
 
   test('an ELF without debug info: one note, the frames as printed, a module frame still named', async () => {
     await withFixture(async (dir) => {
-      const elf = await compile(dir, dir, 'trace.c', ['-O1', '-fno-inline'], 'vmlinux')
+      const elf = await compile(dir, 'trace.c', ['-O1', '-fno-inline'], 'vmlinux')
       const fns = await functions(elf)
       const lines = [...(await callReturns(elf, 'middle')).map((offset) => frameLine(fns, 'middle', offset)), `${STAMP}  nd_pmem_probe+0x4c/0x90 [nd_pmem]`]
       const {traces, note} = await new TraceDecoder(elf).decode([lines])
