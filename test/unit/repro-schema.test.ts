@@ -3,6 +3,7 @@ import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 import {packageRoot} from '../../src/core/paths.js'
+import {looksLikePatch} from '../../src/kernel/patch.js'
 import {parseMatrix} from '../../src/matrix/schema.js'
 import {preparationCommands} from '../../src/repro/prepare.js'
 import {parseRepro} from '../../src/repro/schema.js'
@@ -268,6 +269,27 @@ test('every file under examples/repro/ parses, and the WARNING example says what
   assert.deepEqual(plan.expect.must.map((p) => p.text), ['warning', '/sysrq ?: Show Blocked State/i'])
   assert.equal(plan.expect.exit, 0)
   assert.match(plan.run.script, /\/dev\/kmsg/)
+})
+
+test('the fsdax unshare example builds Debian 6.12 with its revert, and reproduces on a corrupt read-back', async () => {
+  const dir = join(packageRoot, 'examples', 'repro')
+  const text = await readFile(join(dir, 'fsdax-unshare-partial-block.yaml'), 'utf8')
+  const plan = parseRepro(text, join(dir, 'fsdax-unshare-partial-block.yaml'))
+  assert.equal(plan.kernel?.kind, 'build')
+  const build = plan.kernel?.kind === 'build' ? plan.kernel.build : undefined
+  assert.deepEqual([build?.from, build?.version], ['debian', '6.12'])
+  assert.deepEqual(build?.patches, [join(dir, 'fsdax-unshare-partial-block.patch')])
+  assert.deepEqual(plan.prepare.map((p) => [p.device, p.mode, p.mkfs, p.mount]), [['nvdimm0', 'fsdax', 'xfs', '/mnt/pmem']])
+  assert.deepEqual([plan.expect.exit, plan.expect.must, plan.expect.mustNot.map((p) => p.text)], [1, [], ['oops', 'bug', 'panic']])
+  // The suite's mkfs.xfs has reflink=0: the script remakes the filesystem with reflink before the DAX check.
+  const mkfs = plan.run.script.search(/^(?:\w+=\S+ )*mkfs\.xfs .*-m reflink=1 /m)
+  assert.ok(mkfs >= 0 && mkfs < plan.run.script.indexOf('pmemlab-dax-check --expect dax'), plan.run.script)
+  // The patch is a unified diff of fs/dax.c alone, and names the commit it reverts as the file does.
+  const patch = await readFile(build!.patches![0], 'utf8')
+  assert.ok(looksLikePatch(patch))
+  assert.deepEqual(patch.match(/^(?:---|\+\+\+) \S+/gm), ['--- a/fs/dax.c', '+++ b/fs/dax.c'])
+  const commit = '50793801fc7f6d08def48754fb0f0706b0cfc394'
+  assert.ok(patch.includes(commit) && text.includes(commit))
 })
 
 test("README's example of a reproducer file parses as it says", async () => {
