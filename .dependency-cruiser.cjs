@@ -1,8 +1,9 @@
 // The layering of src/, checked by dependency-cruiser in `npm test` (test/unit/layout.test.ts).
-// Data flows one way: commands -> cli -> matrix, repro -> suite -> lab -> kernel, image -> core. A folder may import
-// from the folders below it, never from one above it or beside it at its own level (matrix and
-// repro, kernel and image do not import each other), and nothing may form a cycle (type-only
-// imports included: they couple modules just the same).
+// Data flows one way: commands -> cli -> matrix, bisect -> repro -> suite -> lab -> kernel, image -> core.
+// A folder may import from the folders below it, never from one above it or beside it at its own
+// level (matrix sits beside bisect and repro and imports neither, nor they it; bisect drives repro;
+// kernel and image do not import each other), and nothing may form a cycle (type-only imports
+// included: they couple modules just the same).
 const LAYERS = {
   core: [],
   kernel: ['core'],
@@ -11,8 +12,9 @@ const LAYERS = {
   suite: ['lab', 'kernel', 'image', 'core'],
   matrix: ['suite', 'lab', 'kernel', 'image', 'core'],
   repro: ['suite', 'lab', 'kernel', 'image', 'core'],
-  cli: ['matrix', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
-  commands: ['cli', 'matrix', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
+  bisect: ['repro', 'suite', 'lab', 'kernel', 'image', 'core'],
+  cli: ['matrix', 'bisect', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
+  commands: ['cli', 'matrix', 'bisect', 'repro', 'suite', 'lab', 'kernel', 'image', 'core'],
 }
 
 const folders = Object.keys(LAYERS)

@@ -8,7 +8,7 @@ import {packageRoot} from '../../src/core/paths.js'
 
 /**
  * The shape of src/: every module in a layer folder, imports flowing one way
- * (commands -> cli -> matrix, repro -> suite -> lab -> kernel, image -> core), no cycles, no module past 600 lines.
+ * (commands -> cli -> matrix, bisect -> repro -> suite -> lab -> kernel, image -> core), no cycles, no module past 600 lines.
  * The rules are dependency-cruiser's, in .dependency-cruiser.cjs.
  */
 const depcruise = join(packageRoot, 'node_modules', '.bin', 'depcruise')
@@ -46,7 +46,7 @@ describe('the layout of src/', () => {
 
   test('keeps every module in a layer folder and under 600 lines', async () => {
     const src = join(packageRoot, 'src')
-    const layers = new Set(['core', 'kernel', 'image', 'lab', 'suite', 'matrix', 'repro', 'cli', 'commands'])
+    const layers = new Set(['core', 'kernel', 'image', 'lab', 'suite', 'matrix', 'repro', 'bisect', 'cli', 'commands'])
     for (const file of await sourceFiles(src)) {
       const path = relative(src, file)
       assert.ok(layers.has(path.split('/')[0]) && path.includes('/'), `${path} is not in a layer folder`)
@@ -84,6 +84,27 @@ describe('the layout of src/', () => {
         assert.deepEqual(
           violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`),
           ['layer-repro: src/repro/verdict.ts -> src/matrix/cells.ts'],
+        )
+      },
+      {unsafeCleanup: true, prefix: 'pmemlab-layout-'},
+    )
+  })
+
+  test('lets bisect drive repro, and keeps repro from bisect and bisect from matrix', async () => {
+    await withDir(
+      async ({path}) => {
+        for (const layer of ['core', 'matrix', 'repro', 'bisect']) await mkdir(join(path, 'src', layer), {recursive: true})
+        await writeFile(join(path, 'tsconfig.json'), await readFile(join(packageRoot, 'tsconfig.json')))
+        await writeFile(join(path, 'src', 'core', 'size.ts'), 'export const size = (): number => 1\n')
+        await writeFile(join(path, 'src', 'matrix', 'cells.ts'), "import {size} from '../core/size.js'\nexport const cells = (): number => size()\n")
+        await writeFile(join(path, 'src', 'repro', 'verdict.ts'), "import {size} from '../core/size.js'\nexport const verdict = (): number => size()\n")
+        await writeFile(join(path, 'src', 'repro', 'run.ts'), "import {step} from '../bisect/step.js'\nexport const run = (): number => step()\n")
+        await writeFile(join(path, 'src', 'bisect', 'step.ts'), "import {verdict} from '../repro/verdict.js'\nexport const step = (): number => verdict()\n")
+        await writeFile(join(path, 'src', 'bisect', 'report.ts'), "import {cells} from '../matrix/cells.js'\nexport const report = (): number => cells()\n")
+        const {violations} = await cruise(path)
+        assert.deepEqual(
+          violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort(),
+          ['layer-bisect: src/bisect/report.ts -> src/matrix/cells.ts', 'layer-repro: src/repro/run.ts -> src/bisect/step.ts'],
         )
       },
       {unsafeCleanup: true, prefix: 'pmemlab-layout-'},
