@@ -246,6 +246,6 @@ export function bisectConfidence(steps: readonly ObservedStep[], type: BisectTyp
   const text =
     clean.length === 0
       ? `100%: no commit was found clean (reproduction rate ${percent(p)}, ${sample})`
-      : `${percent(value)} that none of the ${clean.length} clean commit${clean.length === 1 ? '' : 's'} missed a reproduction, at a reproduction rate of ${percent(p)} per run (${sample})`
+      : `${percent(value)} that ${clean.length === 1 ? 'the one clean commit did not miss' : `none of the ${clean.length} clean commits missed`} a reproduction, at a reproduction rate of ${percent(p)} per run (${sample})`
   return {value, rate: {reproduced, runs: judged, p}, misses, text}
 }

@@ -147,7 +147,9 @@ describe('confidence', () => {
   })
 
   test('more clean runs, more confidence; a deterministic bug gives 100%', () => {
-    const few = bisectConfidence([step('reproduced', [R, N]), step('clean', [N])], 'test').value!
+    const one = bisectConfidence([step('reproduced', [R, N]), step('clean', [N])], 'test')
+    assert.equal(one.text, '50.0% that the one clean commit did not miss a reproduction, at a reproduction rate of 50.0% per run (1 of 2 runs on commits that reproduced; a small sample, more --runs give a firmer figure)')
+    const few = one.value!
     const many = bisectConfidence([step('reproduced', [R, N]), step('clean', [N, N, N, N, N, N])], 'test').value!
     assert.equal(few, 0.5)
     assert.ok(many > few && many < 1)
