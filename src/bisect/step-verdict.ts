@@ -1,9 +1,10 @@
 /**
  * src/bisect/ owns `pmemlab bisect`: a bisect driven through real `git bisect` in the user's tree
  * (git picks each commit, walks merges and keeps the log), with pmemlab building and testing each
- * commit and telling git what it saw. This module decides one step; git-output.ts reads what git
- * prints, git-argv.ts writes what git is told, state.ts is the state file and what --resume does,
- * report.ts the report. Pure: facts in, a verdict out.
+ * commit and telling git what it saw. This module decides one step; run-verdict.ts judges a run
+ * of a `-- COMMAND` or a boot (a reproducer file's runs are judged by repro/verdict.ts);
+ * git-output.ts reads what git prints, git-argv.ts writes what git is told, state.ts is the state
+ * file and what --resume does, report.ts the report. Pure: facts in, a verdict out.
  *
  * Terms. --good names a commit where the bug does not reproduce, --bad one where it does, in both
  * directions. git is always told its terms explicitly:
@@ -14,11 +15,16 @@
  *
  * What a step saw, by --type (ktest's BISECT_TYPE):
  *   build  the build is the test: a build that fails reproduces, one that succeeds does not
- *   boot   a build that fails is skipped; each run is one boot: a panic, Oops or hang at boot under
- *          the kernel reproduces, a boot that reaches the guest does not, a lab that broke is an error
+ *   boot   a build that fails is skipped; each run is one boot (run-verdict.ts judgeBoot): a panic,
+ *          Oops or hang at boot under the kernel reproduces, a clean boot does not, a lab that
+ *          broke is an error
  *   test   a build that fails is skipped; each run is the reproducer, judged by repro/verdict.ts
- *          judgeRun: a panic, Oops or hang the expect block names reproduces, one it does not name
- *          is an error, as is a lab that broke
+ *          judgeRun (a panic, Oops or hang the expect block names reproduces, one it does not name
+ *          is an error, as is a lab that broke), or the command after --, judged by run-verdict.ts
+ *          judgeCommandRun (a panic, Oops or hang reproduces, as a nonzero status does). A kernel
+ *          that dies while booting, before the test could run, gives an error run (syzkaller too
+ *          counts a boot failure as neither good nor bad): it is some other bug, and --type boot
+ *          is the bisect that looks for it
  * A lab that could not start at all for reasons outside the kernel (QEMU missing or killed, the
  * host out of memory or disk, an image that would not build) is skipped, as syzkaller skips infra
  * errors: it says nothing about the commit.
