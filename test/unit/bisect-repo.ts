@@ -8,6 +8,7 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {withDir} from 'tmp-promise'
 import {GIT_ENV} from '../../src/bisect/git-argv.js'
+import {newState, type BisectState} from '../../src/bisect/state.js'
 
 export interface GitResult {
   /** stdout and stderr interleaved, as the bisect's edge reads them. */
@@ -71,4 +72,24 @@ export async function withRepo<T>(count: number, body: (repo: Repo) => Promise<T
     },
     {unsafeCleanup: true, prefix: 'pmemlab-bisect-git-'},
   )
+}
+
+/** A fake 40-hex commit made of one character. */
+export const H = (c: string) => c.repeat(40)
+
+/** A bisect's state as `pmemlab bisect` starts it, with the fields a test cares about changed. */
+export function sampleState(over: Partial<Parameters<typeof newState>[0]> = {}): BisectState {
+  return newState({
+    tree: '/src/linux',
+    good: {ref: 'v6.1', commit: H('a')},
+    bad: {ref: 'dax-next', commit: H('f')},
+    reverse: false,
+    type: 'test',
+    runs: 3,
+    badThreshold: 1,
+    maxErrors: 0,
+    test: {kind: 'repro', file: '/work/bug.yaml'},
+    startedAt: '2024-01-02T03:04:05.000Z',
+    ...over,
+  })
 }

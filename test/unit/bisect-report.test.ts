@@ -6,25 +6,9 @@ import {bisectReport, fixesLine, renderReport, REPORT_FORMAT} from '../../src/bi
 import {expectedStart, gitEndpoints, newState, stateTerms, withLog, withResult, withStep, type BisectState, type StepRecord} from '../../src/bisect/state.js'
 import {endpointProblem, runAgain, stepVerdict, type StepFacts, type StepOptions} from '../../src/bisect/step-verdict.js'
 import type {Outcome} from '../../src/repro/verdict.js'
-import {withRepo} from './bisect-repo.js'
+import {H, sampleState, withRepo} from './bisect-repo.js'
 
-const H = (c: string) => c.repeat(40)
-
-function stateOf(over: Partial<Parameters<typeof newState>[0]> = {}): BisectState {
-  return newState({
-    tree: '/src/linux',
-    good: {ref: 'v6.1', commit: H('a')},
-    bad: {ref: 'dax-next', commit: H('f')},
-    reverse: false,
-    type: 'test',
-    runs: 3,
-    badThreshold: 1,
-    maxErrors: 0,
-    test: {kind: 'repro', file: '/work/bug.yaml'},
-    startedAt: '2024-01-02T03:04:05.000Z',
-    ...over,
-  })
-}
+const stateOf = sampleState
 
 const R: Outcome = 'reproduced'
 const N: Outcome = 'not reproduced'

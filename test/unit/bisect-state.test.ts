@@ -10,7 +10,6 @@ import {
   expectedStart,
   gitEndpoints,
   logFromSteps,
-  newState,
   parseState,
   resumeAction,
   serializeState,
@@ -19,30 +18,14 @@ import {
   withLog,
   withResult,
   withStep,
-  type BisectState,
   type StepRecord,
   type TreeBisect,
 } from '../../src/bisect/state.js'
 import {REVERSE_TERMS} from '../../src/bisect/step-verdict.js'
-import {withRepo, type Repo} from './bisect-repo.js'
+import {H, sampleState, withRepo, type Repo} from './bisect-repo.js'
 
-const H = (c: string) => c.repeat(40)
-
-function stateOf(over: Partial<Parameters<typeof newState>[0]> = {}): BisectState {
-  return newState({
-    tree: '/src/linux',
-    good: {ref: 'v6.1', commit: H('a')},
-    bad: {ref: 'HEAD', commit: H('b')},
-    reverse: false,
-    type: 'test',
-    runs: 3,
-    badThreshold: 1,
-    maxErrors: 0,
-    test: {kind: 'repro', file: '/work/bug.yaml'},
-    startedAt: '2024-01-02T03:04:05.000Z',
-    ...over,
-  })
-}
+/** Here the bad endpoint is HEAD. */
+const stateOf = (over: Parameters<typeof sampleState>[0] = {}) => sampleState({bad: {ref: 'HEAD', commit: H('b')}, ...over})
 
 function step(commit: string, role: StepRecord['role'], term: string, over: Partial<StepRecord> = {}): StepRecord {
   const side = term === 'skip' ? 'skip' : term === 'good' || term === 'broken' ? 'old' : 'new'
