@@ -4,6 +4,7 @@
  * it), the guest image, and the lab request every run boots. The choices are pure; resolving and
  * building are the edges.
  */
+import {dirname} from 'node:path'
 import type {ImageSpec} from '../image/spec.js'
 import {DEFAULT_IMAGE} from '../image/store.js'
 import {userImageName, type UserRecipe} from '../image/user-recipe.js'
@@ -103,7 +104,8 @@ export async function prepareKernel(choice: KernelChoice): Promise<{kernel: Seri
   const kind = classifySpec(choice.spec)?.kind
   if (kind !== undefined && BUILT_SPECS.has(kind)) {
     const built = await resolveBuiltKernel(choice.spec)
-    if (built) return {kernel: {...asked, spec: built.key, version: built.version}}
+    // Its entry's files (config, build log, a debug build's vmlinux) go into the output as a recipe's do.
+    if (built) return {kernel: {...asked, spec: built.key, version: built.version}, entryDir: dirname(built.buildJson)}
   }
   const boot = await resolveKernel(choice.spec)
   return {kernel: {...asked, spec: choice.spec, ...(boot.version ? {version: boot.version} : {})}}

@@ -85,7 +85,9 @@ describe('the kernel of a series', () => {
         await builtEntry(path, older, '6.1', '2025-01-01T00:00:00.000Z')
         await builtEntry(path, newer, '6.12', '2025-03-01T00:00:00.000Z')
         await withEnv({PMEMLAB_CACHE_DIR: path}, async () => {
-          assert.deepEqual((await prepareKernel({kind: 'spec', spec: 'latest', from: 'flag'})).kernel, {asked: 'latest', spec: newer, from: 'flag', version: '6.12.5'})
+          const latest = await prepareKernel({kind: 'spec', spec: 'latest', from: 'flag'})
+          assert.deepEqual(latest.kernel, {asked: 'latest', spec: newer, from: 'flag', version: '6.12.5'})
+          assert.equal(latest.entryDir, join(path, 'kernels', newer), 'its entry, whose files go into the output')
           assert.deepEqual((await prepareKernel({kind: 'spec', spec: '6.1', from: 'file'})).kernel, {asked: '6.1', spec: older, from: 'file', version: '6.1.5'})
           await assert.rejects(prepareKernel({kind: 'spec', spec: '6.2', from: 'file'}), (error: unknown) => error instanceof PmemlabError && error.exitCode === 4)
         })
