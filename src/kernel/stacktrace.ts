@@ -31,9 +31,13 @@ export interface TraceFrame {
   stamp: string
 }
 
-// Anything before the timestamp (a prompt the kernel's message landed after), an optional "<4>"
-// level, the timestamp, and an optional caller id.
-const STAMP = String.raw`(.*?(?:<\d+>)?\[\s*\d+\.\d+\](?:\s*\[\s*[TC]\d+\])?)?`
+/**
+ * What comes before a kernel message on a console line: anything before the timestamp (a prompt
+ * the message landed after), an optional "<4>" level, the timestamp and an optional caller id.
+ * The one grammar of it: lab/oops.ts strips it to read the message.
+ */
+export const KERNEL_STAMP = String.raw`.*?(?:<\d+>)?\[\s*\d+\.\d+\](?:\s*\[\s*[TC]\d+\])?`
+const STAMP = `(${KERNEL_STAMP})?`
 const SYMBOL = String.raw`([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+)`
 const MODULE = String.raw`(?: \[([\w-]+)(?: [^\]]*)?\])?`
 const CALL_FRAME = new RegExp(`^${STAMP}(\\s+)(\\? )?${SYMBOL}${MODULE}$`)

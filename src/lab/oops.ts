@@ -5,6 +5,8 @@
  * again gives the same findings, so a growing console log can be rescanned as it grows.
  */
 
+import {KERNEL_STAMP} from '../kernel/stacktrace.js'
+
 export type FindingKind = 'panic' | 'oops' | 'bug' | 'gpf' | 'kasan' | 'ubsan' | 'warning' | 'lockdep' | 'lockup' | 'hung-task' | 'rcu-stall'
 
 export interface Finding {
@@ -44,9 +46,9 @@ const PATTERNS: Pattern[] = [
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001B\[[0-9;?]*[A-Za-z]/g
-// Lazy prefix: the kernel starts a message wherever the console's cursor is, so a shell prompt
-// printed without a newline ("root@vm:~# ") can come first on the same line.
-const TIMESTAMP = /^.*?(<\d+>)?\[\s*\d+\.\d+\]\s*(\[\s*[TC]\d+\]\s*)?/
+// KERNEL_STAMP's lazy prefix: the kernel starts a message wherever the console's cursor is, so a
+// shell prompt printed without a newline ("root@vm:~# ") can come first on the same line.
+const TIMESTAMP = new RegExp(`^${KERNEL_STAMP}\\s*`)
 
 /** A console line as a kernel message: no colour codes, no carriage return, no timestamp, nothing before it. */
 export function messageOf(line: string): string {
