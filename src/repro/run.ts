@@ -178,11 +178,14 @@ class Series {
       const {kernel, entryDir} = await prepareKernel(kernelChoice(this.plan, this.options.kernel))
       this.kernel = kernel
       if (entryDir) await this.keepKernelFiles(entryDir)
-      if (this.options.withVmlinux && !(await exists(this.at(VMLINUX)))) log.warn('--with-vmlinux: this kernel has no vmlinux (only a kernel pmemlab built with debug info has one: debug: true, or CONFIG_DEBUG_INFO); the bundle goes without, and traces are not decoded')
-      if (this.options.withVmlinux && (await exists(this.at(VMLINUX)))) {
-        // Missing nm or addr2line is exit 3 now, before any boot, not a surprise after the first run.
-        await symbolTools()
-        this.decoder = await traceDecoder(this.options.output)
+      if (this.options.withVmlinux) {
+        if (!(await exists(this.at(VMLINUX)))) {
+          log.warn('--with-vmlinux: this kernel has no vmlinux (only a kernel pmemlab built with debug info has one: debug: true, or CONFIG_DEBUG_INFO); the bundle goes without, and traces are not decoded')
+        } else {
+          // Missing nm or addr2line is exit 3 now, before any boot, not a surprise after the first run.
+          await symbolTools()
+          this.decoder = await traceDecoder(this.options.output)
+        }
       }
       this.check()
       this.imageBuilding = true
