@@ -16,13 +16,15 @@
  *                                           owns: kbuild then names every path relative to it (srctree ".."), so
  *                                           ccache hits across copies of one source (a patched copy, a snapshot)
  *   build/out-<key>-<pid>/                  make's O= directory when building a user's working tree in place
+ *   <BuildRequest.buildDir>/                make's O= directory when the caller pins one (pmemlab bisect: one per
+ *                                           tree, build/bisect-<id>/), kept between builds; <buildDir>.lock while used
  *   build/failed-<key>.log                  the make output of the last failed build of a key
  *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched,
  *                                           vmlinux when built with debug info: see keepsVmlinux)
  *   kernels/<key>.lock                      held (pid inside) while a key is being built
  */
 import {copyFile, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {dirname, join, relative, resolve} from 'node:path'
 import {stampFiles} from '../core/artifact.js'
 import {acquireLock, removeStaleTemps} from '../core/cache.js'
 import {notFound, PmemlabError, usageError} from '../core/errors.js'
@@ -52,6 +54,39 @@ export interface BuildRequest {
   debug?: boolean
   base?: KernelBase
   jobs?: number
+  /**
+   * make's O= directory, pinned and kept between builds, so that building one commit after
+   * another in a tree is incremental (pmemlab bisect). Absolute, outside the source tree. Each
+   * build configures it afresh (the .config is rewritten) and holds <buildDir>.lock meanwhile.
+   * A build that fails or is interrupted leaves the directory as make left it: kbuild rebuilds
+   * any object whose command record (.cmd) is missing or differs, and only a finished build's
+   * files are copied into the entry, which is still published with one rename.
+   */
+  buildDir?: string
+  /**
+   * Pin what kbuild stamps into the image (time, build number, user, host): two commits that
+   * change nothing the kernel runs then give byte-identical bzImages (a bisect's culprit check).
+   */
+  reproducible?: boolean
+}
+
+/** make variables that make a build reproducible (Documentation/kbuild/reproducible-builds.rst). */
+export const REPRODUCIBLE_MAKE_VARS = ['KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 1970', 'KBUILD_BUILD_VERSION=1', 'KBUILD_BUILD_USER=pmemlab', 'KBUILD_BUILD_HOST=pmemlab']
+
+/**
+ * Why BUILDDIR cannot be make's O= directory for SRCDIR, in one line; undefined when it can. The
+ * kernel's tree is the user's (pmemlab never writes into it), and a tree inside the build
+ * directory would be built into its own source.
+ */
+export function pinnedBuildDirProblem(buildDir: string, srcDir: string): string | undefined {
+  if (!buildDir.startsWith('/')) return `the build directory ${buildDir} is not an absolute path`
+  const inside = (dir: string, parent: string) => {
+    const path = relative(resolve(parent), resolve(dir))
+    return path === '' || (!path.startsWith('..') && !path.startsWith('/'))
+  }
+  if (inside(buildDir, srcDir)) return `the build directory ${buildDir} is inside the kernel tree ${srcDir}, which pmemlab never writes into`
+  if (inside(srcDir, buildDir)) return `the kernel tree ${srcDir} is inside the build directory ${buildDir}`
+  return undefined
 }
 
 export interface BuildResult {
@@ -122,6 +157,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
     const tempEntry = join(kernelsDir(), `.tmp-${key}-${process.pid}`)
     const outName = `${key.slice(0, 16)}-${process.pid}`
     let outDir: string | undefined
+    let releasePinned: (() => Promise<void>) | undefined
     try {
       const again = await readEntry(entryDir)
       if (again) {
@@ -140,11 +176,20 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       // compile command names the source's own directory, which ccache would otherwise hash. A
       // user's working tree (prepared.srcDir) is never written.
       const owned = prepared.srcDir === undefined
-      if (owned) await removeStaleTemps(srcDir, new RegExp(`^\\.out-${key.slice(0, 16)}-\\d+$`))
-      outDir = owned ? join(srcDir, `.out-${outName}`) : join(buildDir(), `out-${outName}`)
+      if (request.buildDir !== undefined) {
+        const problem = pinnedBuildDirProblem(request.buildDir, srcDir)
+        if (problem) throw usageError(problem)
+        await mkdir(dirname(request.buildDir), {recursive: true})
+        releasePinned = await acquireLock(`${request.buildDir}.lock`, 'kernel build directory', interrupt.aborted)
+        outDir = request.buildDir
+      } else {
+        if (owned) await removeStaleTemps(srcDir, new RegExp(`^\\.out-${key.slice(0, 16)}-\\d+$`))
+        outDir = owned ? join(srcDir, `.out-${outName}`) : join(buildDir(), `out-${outName}`)
+      }
       await mkdir(outDir, {recursive: true})
       const kernelVersion = makefileVersion(await readFile(join(srcDir, 'Makefile'), 'utf8'))
-      const make: MakeContext = {makeBase: ['-C', srcDir, `O=${outDir}`, ...tools.makeVars], logFile, pidFile, interrupt}
+      const stamps = request.reproducible ? REPRODUCIBLE_MAKE_VARS : []
+      const make: MakeContext = {makeBase: ['-C', srcDir, `O=${outDir}`, ...tools.makeVars, ...stamps], logFile, pidFile, interrupt}
 
       // Configure, then prove that every requested option survived.
       const configureStarted = Date.now()
@@ -209,7 +254,9 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
     } finally {
       interrupt.killAll('SIGKILL')
       await rm(tempEntry, {recursive: true, force: true})
-      if (outDir) await rm(outDir, {recursive: true, force: true})
+      // A pinned directory is the next build's head start; only a per-build one goes.
+      if (outDir && !releasePinned) await rm(outDir, {recursive: true, force: true})
+      await releasePinned?.()
       await release()
     }
   } catch (error) {
