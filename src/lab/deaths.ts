@@ -123,7 +123,8 @@ export class VmDeathError extends PmemlabError {
   }
 }
 
-const endOf = (death: DeathRecord): GuestEnd => ({kind: death.kind, reason: death.reason, excerpt: death.excerpt, exitCode: death.exitCode, guestFault: death.guestFault})
+/** The lab's account of a kept death, as VmDeathError carries it. */
+export const endOf = (death: DeathRecord): GuestEnd => ({kind: death.kind, reason: death.reason, excerpt: death.excerpt, exitCode: death.exitCode, guestFault: death.guestFault})
 
 /** The error a command gives for a VM that died: the reason, where the logs are, the excerpt. */
 export function deathError(death: DeathRecord): VmDeathError {

@@ -16,7 +16,7 @@ import {GuestAgent, Qmp} from './monitor.js'
 import {processAlive, signalProcess, sleep, waitForExit} from '../core/process.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from '../core/size.js'
-import {deathOf, keepDeadVm, markStopping, reapStale, settledExit, type ExitWatch, type QemuExit} from './deaths.js'
+import {deathOf, endOf, keepDeadVm, markStopping, reapStale, settledExit, VmDeathError, type ExitWatch, type QemuExit} from './deaths.js'
 import {claimVmDir, refuseTakenName, removeVmDir, vmDir, writeRecord, type VmDevice, type VmRecord} from './state.js'
 import {checkHostFit, probeHostCapacity} from './hostfit.js'
 import {planTopology, type Layout} from './topology.js'
@@ -259,9 +259,10 @@ export async function waitForAgent(record: VmRecord, timeoutMs: number, exitOf?:
   }
 }
 
+/** A boot that failed, with the lab's account of it (a caller that judges boots reads whether the kernel is to blame). */
 async function bootFailure(record: VmRecord, facts: Parameters<typeof keepDeadVm>[1]): Promise<PmemlabError> {
   const death = await keepDeadVm(record, facts)
-  return new PmemlabError(`VM "${record.name}" failed to boot: ${death.reason}`, death.exitCode, `console log kept in ${death.consoleLog}`, death.excerpt)
+  return new VmDeathError(`VM "${record.name}" failed to boot: ${death.reason}`, endOf(death), `console log kept in ${death.consoleLog}`)
 }
 
 /**
