@@ -43,7 +43,7 @@ import {preparationCommands} from './prepare.js'
 import {decodeRun, traceDecoder, VMLINUX} from './trace.js'
 import {parseRepro, type ReproPlan} from './schema.js'
 import {imageChoice, kernelChoice, labRequestOf, prepareKernel} from './setup.js'
-import {judgeRun, nextRun, runLimit, type RunFacts, type RunPolicy} from './verdict.js'
+import {judgeRun, nextRun, runLimit, type Outcome, type RunFacts, type RunPolicy} from './verdict.js'
 
 export interface ReproOptions {
   plan: ReproPlan
@@ -58,6 +58,8 @@ export interface ReproOptions {
   withVmlinux?: boolean
   /** Told of each run as it ends (the command's progress line). */
   onRun?: (record: RunRecord, limit: number) => void
+  /** Whether to run again after these outcomes, instead of verdict.ts nextRun (a bisect step stops once its verdict cannot change); never past --runs. */
+  again?: (outcomes: readonly Outcome[]) => boolean
 }
 
 /** The series' document, and the bundle written from its output directory. */
@@ -126,7 +128,7 @@ class Series {
       await loadImage(image, {remember: false})
       await this.clearOutput()
       const setupError = await this.setup(image)
-      while (setupError === undefined && nextRun(this.records.map((r) => r.outcome), this.policy).again) {
+      while (setupError === undefined && this.again()) {
         const record = await this.run(this.records.length + 1)
         this.records.push(record)
         await this.write(this.document({running: true}))
@@ -140,6 +142,12 @@ class Series {
     } finally {
       for (const signal of SIGNALS) process.off(signal, this.onSignal)
     }
+  }
+
+  private again(): boolean {
+    const outcomes = this.records.map((r) => r.outcome)
+    if (this.options.again) return outcomes.length < this.policy.runs && this.options.again(outcomes)
+    return nextRun(outcomes, this.policy).again
   }
 
   private document(state: {setupError?: string; running?: boolean; interrupted?: boolean} = {}): ReproDocument {
