@@ -68,6 +68,28 @@ const stepRecord = z
   })
   .strict()
 
+/** How each commit's kernel is built: `kernel build`'s recipe flags (fragment paths absolute). */
+const recipeShape = z
+  .object({configs: z.array(z.string()), sets: z.array(z.string()), base: z.enum(['tinyconfig', 'defconfig']), debug: z.boolean()})
+  .strict()
+
+/** The lab a `-- COMMAND` run or a --type boot boot starts, as `up`'s flags give it (a reproducer file names its own). */
+const labShape = z
+  .object({
+    image: z.string().min(1),
+    machine: z.enum(['pc', 'q35']),
+    mem: z.string(),
+    memmap: z.array(z.string()),
+    nvdimm: z.array(z.string()),
+    virtioPmem: z.array(z.string()),
+    cpus: z.number().int().min(1),
+    accel: z.enum(['auto', 'kvm', 'tcg']),
+    append: z.array(z.string()),
+    bootTimeoutSec: z.number().int().min(1),
+    force: z.boolean(),
+  })
+  .strict()
+
 const resultShape = z.discriminatedUnion('kind', [
   z.object({kind: z.literal('culprit'), commit: hash}).strict(),
   z.object({kind: z.literal('candidates'), commits: z.array(hash).min(1)}).strict(),
@@ -92,21 +114,30 @@ const stateShape = z
     /** What each run runs: a reproducer file (absolute), or a command; none with --type build or boot. */
     test: z.discriminatedUnion('kind', [
       z.object({kind: z.literal('repro'), file: z.string().min(1)}).strict(),
-      z.object({kind: z.literal('command'), argv: z.array(z.string()).min(1)}).strict(),
+      /** timeoutSec: how long the command may run before it counts as hung (reproduced). */
+      z.object({kind: z.literal('command'), argv: z.array(z.string()).min(1), timeoutSec: z.number().int().min(1).optional()}).strict(),
       z.object({kind: z.literal('none')}).strict(),
     ]),
+    /** Absent in a state written before recipes were recorded: the checked-in fragments alone. */
+    recipe: recipeShape.optional(),
+    lab: labShape.optional(),
     startedAt: z.string(),
     /** In the order they were tested: the endpoint checks first. */
     steps: z.array(stepRecord),
     /** `git bisect log` as last recorded; empty before git bisect start. */
     log: z.string(),
     result: resultShape.optional(),
+    /** The culprit's parent, built for the image check when no step had built it (report.ts parentBuild). */
+    parentBuild: z.object({commit: hash, key: z.string().optional(), imageHash: z.string().optional(), reason: z.string().optional()}).strict().optional(),
   })
   .strict()
 
 export type BisectState = z.infer<typeof stateShape>
 export type StepRecord = z.infer<typeof stepRecord>
 export type BisectResult = z.infer<typeof resultShape>
+export type BisectRecipe = z.infer<typeof recipeShape>
+export type BisectLab = z.infer<typeof labShape>
+export type ParentBuild = NonNullable<BisectState['parentBuild']>
 
 export type NewState = Omit<BisectState, 'format' | 'version' | 'steps' | 'log' | 'result'>
 
@@ -218,6 +249,24 @@ export const withStep = (state: BisectState, step: StepRecord): BisectState => (
 
 export const withLog = (state: BisectState, log: string): BisectState => ({...state, log})
 export const withResult = (state: BisectState, result: BisectResult): BisectState => ({...state, result: resultShape.parse(result)})
+export const withParentBuild = (state: BisectState, parentBuild: ParentBuild): BisectState => ({...state, parentBuild})
+
+/**
+ * Why the tree's bisect is not this one's, as the one line a bisect is refused with; undefined
+ * when it is (or the tree is in none). This bisect's are the bare `git bisect start` it makes
+ * while it checks its endpoints (git then remembers the branch to return to), and the start
+ * with its own terms and endpoints. STATE is undefined for a bisect about to begin, which takes
+ * a tree in no bisect at all.
+ */
+export function foreignBisectProblem(state: BisectState | undefined, tree: TreeBisect, dir: string): string | undefined {
+  if (!tree.bisecting) return undefined
+  const fix = `finish or end it first (git -C ${dir} bisect reset)`
+  if (!state) return `${dir} is already bisecting: ${fix}`
+  const start = loggedBisect(parseBisectLog(tree.log)).start
+  if (start !== undefined && (start.length === 0 || sameArgs(start, expectedStart(state)))) return undefined
+  const how = start === undefined ? '' : ` (git bisect start ${start.join(' ')})`
+  return `${dir} is in a bisect pmemlab did not start${how}: ${fix}, then --resume`
+}
 
 /** The last record of COMMIT: the one that counts, should a commit have been tested twice. */
 export const stepOf = (state: BisectState, commit: string): StepRecord | undefined => [...state.steps].reverse().find((s) => s.commit === commit)
