@@ -45,6 +45,18 @@ export function bisectMarkArgv(dir: string, term: string, commit: string): strin
   return [...tree(dir), 'bisect', term, commit]
 }
 
+/** A bisect with neither terms nor endpoints yet: git remembers the branch to return to while pmemlab checks the endpoints. */
+export const bareStartArgv = (dir: string) => [...tree(dir), 'bisect', 'start']
+
+/** Checks out COMMIT, detached: an endpoint to check, or the culprit's parent to build. */
+export function checkoutArgv(dir: string, commit: string): string[] {
+  if (!FULL_HASH.test(commit)) throw new Error(`checkout takes a full commit hash, not ${commit}`)
+  return [...tree(dir), 'checkout', '-q', '--detach', commit, '--']
+}
+
+/** Exits 0 when ANCESTOR is an ancestor of COMMIT (or the same commit), 1 when it is not. */
+export const isAncestorArgv = (dir: string, ancestor: string, commit: string) => [...tree(dir), 'merge-base', '--is-ancestor', ancestor, commit]
+
 export const bisectLogArgv = (dir: string) => [...tree(dir), 'bisect', 'log']
 export const bisectReplayArgv = (dir: string, logFile: string) => [...tree(dir), 'bisect', 'replay', logFile]
 /** Ends the bisect and checks out the branch it began on. */
