@@ -82,9 +82,9 @@ export async function runRepro(options: ReproOptions): Promise<ReproResult> {
 }
 
 /** Errors that are the user's to fix (or an interrupt): they end the command with their own code instead of giving no verdict. */
-const NOT_A_VERDICT = new Set<number>([ExitCode.usage, ExitCode.missingDependency, ExitCode.notFound, ExitCode.conflict, ExitCode.interrupted])
+export const NOT_A_VERDICT = new Set<number>([ExitCode.usage, ExitCode.missingDependency, ExitCode.notFound, ExitCode.conflict, ExitCode.interrupted])
 /** How a lab fails to start, as LabSession.start says it: a broken lab for that run, not the end of the series. */
-const BOOT_FAILURES = new Set<number>([ExitCode.bootFailed, ExitCode.guestDied, ExitCode.qemuDied])
+export const BOOT_FAILURES = new Set<number>([ExitCode.bootFailed, ExitCode.guestDied, ExitCode.qemuDied])
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
 class Series {
