@@ -8,11 +8,13 @@ import {loggedBisect, parseBisectLog, parseBisectOutput} from '../../src/bisect/
 import {
   expectedMarks,
   expectedStart,
+  foreignBisectProblem,
   gitEndpoints,
   logFromSteps,
   parseState,
   resumeAction,
   serializeState,
+  stateTerms,
   stepOf,
   uncheckedEndpoint,
   withLog,
@@ -202,6 +204,31 @@ describe('what --resume does', () => {
       assert.equal(rebuilt.why, `${repo.dir} is not bisecting any more, and the recorded log does not match the steps`)
       await replay(rebuilt.log)
       assert.deepEqual(resumeAction(state, await treeOf(repo)), {kind: 'continue'})
+    })
+  })
+
+  test("a tree's bisect pmemlab did not start is refused; its own bare start and its own start are not", async () => {
+    await withRepo(6, async (repo) => {
+      const c = repo.commits
+      const state = stateOf({tree: repo.dir, good: {ref: 'v', commit: c[0]}, bad: {ref: 'HEAD', commit: c[5]}})
+      const tree = async () => {
+        const log = await repo.run(bisectLogArgv(repo.dir))
+        return log.exitCode === 0 ? {bisecting: true as const, log: log.stdout} : {bisecting: false as const}
+      }
+      assert.equal(foreignBisectProblem(undefined, await tree(), repo.dir), undefined, 'no bisect at all')
+      assert.equal(foreignBisectProblem(state, await tree(), repo.dir), undefined)
+      await repo.run(['-C', repo.dir, 'bisect', 'start'])
+      assert.equal(foreignBisectProblem(state, await tree(), repo.dir), undefined, 'the bare start made while the endpoints are checked')
+      assert.equal(foreignBisectProblem(undefined, await tree(), repo.dir), `${repo.dir} is already bisecting: finish or end it first (git -C ${repo.dir} bisect reset)`, 'a new bisect takes a tree in none')
+      await repo.run(bisectResetArgv(repo.dir))
+      await repo.run(bisectStartArgv(repo.dir, stateTerms(state), c[5], c[0]))
+      assert.equal(foreignBisectProblem(state, await tree(), repo.dir), undefined, 'its own start')
+      await repo.run(bisectResetArgv(repo.dir))
+      await repo.run(bisectStartArgv(repo.dir, stateTerms(state), c[4], c[1]))
+      assert.equal(
+        foreignBisectProblem(state, await tree(), repo.dir),
+        `${repo.dir} is in a bisect pmemlab did not start (git bisect start --term-old=good --term-new=bad ${c[4]} ${c[1]} --): finish or end it first (git -C ${repo.dir} bisect reset), then --resume`,
+      )
     })
   })
 })
