@@ -114,7 +114,8 @@ describe('pmemlab bisect on a Debian 6.1 tree', {timeout: 6 * HOURS, skip: exist
     await mkdir(tree)
     await execa('tar', ['-xJf', TARBALL, '-C', tree, '--strip-components=1'])
     await git('init', '-q', '-b', 'main')
-    await git('add', '-A')
+    // -f: Debian's linux-source adds "/*" to the kernel's .gitignore (its packaging ignores the top level).
+    await git('add', '-A', '-f')
     await git('commit', '-q', '-m', "Debian's 6.1 source")
     c.push((await git('rev-parse', 'HEAD')).stdout.trim())
     for (const n of [1, 2, 3]) await docs(n)
