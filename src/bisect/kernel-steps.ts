@@ -12,11 +12,11 @@
 import {copyFile, mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {hashFile} from '../core/cache.js'
-import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
+import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {NoSpaceError} from '../core/nospace.js'
 import {loadImage} from '../image/spec.js'
-import {buildKernel, pinnedBuildDirProblem} from '../kernel/build.js'
+import {buildKernel} from '../kernel/build.js'
 import {loadFragments} from '../kernel/configure.js'
 import {prepareSource} from '../kernel/source.js'
 import {topologyRequest} from '../lab/request.js'
@@ -39,8 +39,6 @@ const NO_RECIPE: BisectRecipe = {configs: [], sets: [], base: 'tinyconfig', debu
 /** The runner for STATE, its inputs checked (bad input: exit 2, before anything is built). */
 export async function kernelSteps(state: RunnerState, options: {jobs?: number; interrupt?: BisectInterrupt} = {}): Promise<StepRunner> {
   const buildDir = bisectPaths(state.tree).buildDir
-  const problem = pinnedBuildDirProblem(buildDir, state.tree)
-  if (problem) throw usageError(problem, 'set PMEMLAB_CACHE_DIR to a directory outside the kernel tree')
   await prepareSource({kind: 'tree', dir: state.tree})
   const recipe = state.recipe ?? NO_RECIPE
   await loadFragments(recipe)

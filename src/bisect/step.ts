@@ -55,14 +55,19 @@ export interface StepRunner {
 }
 
 /**
- * What a tree's bisects keep in pmemlab's build directory: make's O= directory, reused by every
- * build of a step (and by `bisect step`), so that each is incremental; and the lock held while a
- * bisect of the tree runs. Both outside the tree; `pmemlab kernel prune` removes the directory.
+ * Where a tree's bisects build and lock. make's O= directory is reused by every build of a step
+ * (and by `bisect step`), so that each is incremental. It is the one thing pmemlab puts in the
+ * tree: a direct child, .pmemlab-bisect/, which git ignores (its own .gitignore says "*"), so
+ * that kbuild names every path relative to it and ccache hits what any other pmemlab build of
+ * the same source compiled. The lock held while a bisect of the tree runs is in pmemlab's cache.
  */
 export function bisectPaths(tree: string): {buildDir: string; treeLock: string} {
   const id = `bisect-${sha256(resolve(tree)).slice(0, 16)}`
-  return {buildDir: join(buildDir(), id), treeLock: join(buildDir(), `${id}.tree.lock`)}
+  return {buildDir: join(resolve(tree), BISECT_BUILD_DIR), treeLock: join(buildDir(), `${id}.tree.lock`)}
 }
+
+/** make's O= directory for bisects, under the top of the tree. */
+export const BISECT_BUILD_DIR = '.pmemlab-bisect'
 
 /** A commit's directory under the bisect's output: steps/<12 hex>. */
 export const stepDir = (output: string, commit: string) => join(output, 'steps', commit.slice(0, 12))

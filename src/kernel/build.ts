@@ -16,8 +16,8 @@
  *                                           owns: kbuild then names every path relative to it (srctree ".."), so
  *                                           ccache hits across copies of one source (a patched copy, a snapshot)
  *   build/out-<key>-<pid>/                  make's O= directory when building a user's working tree in place
- *   <BuildRequest.buildDir>/                make's O= directory when the caller pins one (pmemlab bisect: one per
- *                                           tree, build/bisect-<id>/), kept between builds; <buildDir>.lock while used
+ *   <BuildRequest.buildDir>/                make's O= directory when the caller pins one (pmemlab bisect: <tree>/.pmemlab-bisect/,
+ *                                           kept between builds); build/pinned-<id>.lock while a build uses it
  *   build/failed-<key>.log                  the make output of the last failed build of a key
  *   kernels/<key>/                          finished entries: build.json, .config, build.log, bzImage, System.map (patches/ when patched,
  *                                           vmlinux when built with debug info: see keepsVmlinux)
@@ -35,7 +35,7 @@ import {canAccess as exists} from '../core/which.js'
 import {configureKernel, fragmentsForSource, loadFragments} from './configure.js'
 import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
-import {computeKey, makefileVersion, type KernelBase} from './key.js'
+import {computeKey, makefileVersion, sha256, type KernelBase} from './key.js'
 import {compileKernel, formatDuration, Interrupt, toolchain, type MakeContext} from './make.js'
 import {patchKeyPart, patchRecords} from './patch.js'
 import {readPatches} from './patch-tree.js'
@@ -56,8 +56,9 @@ export interface BuildRequest {
   jobs?: number
   /**
    * make's O= directory, pinned and kept between builds, so that building one commit after
-   * another in a tree is incremental (pmemlab bisect). Absolute, outside the source tree. Each
-   * build configures it afresh (the .config is rewritten) and holds <buildDir>.lock meanwhile.
+   * another in a tree is incremental (pmemlab bisect). Absolute; outside the source tree or a
+   * direct child of it (see pinnedBuildDirProblem). Each build configures it afresh (the .config
+   * is rewritten) and holds build/pinned-<id>.lock meanwhile.
    * A build that fails or is interrupted leaves the directory as make left it: kbuild rebuilds
    * any object whose command record (.cmd) is missing or differs, and only a finished build's
    * files are copied into the entry, which is still published with one rename.
@@ -74,9 +75,11 @@ export interface BuildRequest {
 export const REPRODUCIBLE_MAKE_VARS = ['KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 1970', 'KBUILD_BUILD_VERSION=1', 'KBUILD_BUILD_USER=pmemlab', 'KBUILD_BUILD_HOST=pmemlab']
 
 /**
- * Why BUILDDIR cannot be make's O= directory for SRCDIR, in one line; undefined when it can. The
- * kernel's tree is the user's (pmemlab never writes into it), and a tree inside the build
- * directory would be built into its own source.
+ * Why BUILDDIR cannot be make's O= directory for SRCDIR, in one line; undefined when it can. It
+ * may be a direct child of the tree: kbuild then names every path relative to it (srctree ".."),
+ * so ccache hits objects built from any other copy of the same source, and the .gitignore kbuild
+ * (and pmemlab, first) writes into it keeps it out of git status. Deeper inside, or a tree inside
+ * the build directory, it would be built into its own source.
  */
 export function pinnedBuildDirProblem(buildDir: string, srcDir: string): string | undefined {
   if (!buildDir.startsWith('/')) return `the build directory ${buildDir} is not an absolute path`
@@ -84,10 +87,13 @@ export function pinnedBuildDirProblem(buildDir: string, srcDir: string): string 
     const path = relative(resolve(parent), resolve(dir))
     return path === '' || (!path.startsWith('..') && !path.startsWith('/'))
   }
-  if (inside(buildDir, srcDir)) return `the build directory ${buildDir} is inside the kernel tree ${srcDir}, which pmemlab never writes into`
+  if (inside(buildDir, srcDir) && dirname(resolve(buildDir)) !== resolve(srcDir)) return `the build directory ${buildDir} is inside the kernel tree ${srcDir} but not directly under its top`
   if (inside(srcDir, buildDir)) return `the kernel tree ${srcDir} is inside the build directory ${buildDir}`
   return undefined
 }
+
+/** The lock a build holds on a pinned O= directory: in pmemlab's build directory, never in a tree. */
+export const pinnedBuildDirLock = (dir: string) => join(buildDir(), `pinned-${sha256(resolve(dir)).slice(0, 16)}.lock`)
 
 export interface BuildResult {
   cacheHit: boolean
@@ -179,8 +185,13 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       if (request.buildDir !== undefined) {
         const problem = pinnedBuildDirProblem(request.buildDir, srcDir)
         if (problem) throw usageError(problem)
-        await mkdir(dirname(request.buildDir), {recursive: true})
-        releasePinned = await acquireLock(`${request.buildDir}.lock`, 'kernel build directory', interrupt.aborted)
+        await mkdir(buildDir(), {recursive: true})
+        releasePinned = await acquireLock(pinnedBuildDirLock(request.buildDir), 'kernel build directory', interrupt.aborted)
+        // Inside a git tree, an O= directory that ignores itself stays out of git status (kbuild writes the same file).
+        await mkdir(request.buildDir, {recursive: true})
+        await writeFile(join(request.buildDir, '.gitignore'), '# this is build directory, ignore it\n*\n', {flag: 'wx'}).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error
+        })
         outDir = request.buildDir
       } else {
         if (owned) await removeStaleTemps(srcDir, new RegExp(`^\\.out-${key.slice(0, 16)}-\\d+$`))

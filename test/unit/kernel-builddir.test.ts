@@ -10,10 +10,11 @@ import {withEnv} from './env.js'
 import {fixture} from './fake-kbuild.js'
 
 describe('a pinned build directory (make O=, kept between builds)', () => {
-  test('is refused inside the kernel tree, or around it; elsewhere it is fine', () => {
+  test('is refused deeper inside the kernel tree, or around it; directly under its top or elsewhere it is fine', () => {
     assert.equal(pinnedBuildDirProblem('build', '/src/linux'), 'the build directory build is not an absolute path')
-    assert.match(pinnedBuildDirProblem('/src/linux/out', '/src/linux')!, /^the build directory \/src\/linux\/out is inside the kernel tree \/src\/linux, which pmemlab never writes into$/)
+    assert.match(pinnedBuildDirProblem('/src/linux/out/x86', '/src/linux')!, /^the build directory \/src\/linux\/out\/x86 is inside the kernel tree \/src\/linux but not directly under its top$/)
     assert.match(pinnedBuildDirProblem('/src/linux', '/src/linux/')!, /is inside the kernel tree/)
+    assert.equal(pinnedBuildDirProblem('/src/linux/.pmemlab-bisect', '/src/linux/'), undefined, 'directly under the top: kbuild names the tree ".."')
     assert.match(pinnedBuildDirProblem('/src', '/src/linux')!, /^the kernel tree \/src\/linux is inside the build directory \/src$/)
     assert.equal(pinnedBuildDirProblem('/src/linux-build', '/src/linux'), undefined, 'a sibling whose name starts like the tree')
     assert.equal(pinnedBuildDirProblem('/cache/build/bisect-1', '/src/linux'), undefined)
@@ -53,19 +54,19 @@ describe('a pinned build directory (make O=, kept between builds)', () => {
           const third = await build()
           assert.equal(await readFile(third.kernel, 'utf8'), 'third\n')
           assert.match(await readFile(join(third.dir, 'build.log'), 'utf8'), /^incremental, on top of first$/m, 'the third build started from what the first left')
-          assert.equal((await execa('git', ['status', '--porcelain'], {cwd: tree})).stdout, '', 'the tree was not written')
+          assert.equal((await execa('git', ['status', '--porcelain'], {cwd: tree})).stdout, '', 'nothing new in the tree for git')
         })
       },
       {unsafeCleanup: true},
     ))
 
-  test('inside the tree it is refused and nothing is built', () =>
+  test('deeper inside the tree it is refused and nothing is built', () =>
     withDir(
       async ({path: dir}) => {
         const {tree, bin, commit, log, cache} = await fixture(dir)
         await withEnv({PMEMLAB_CACHE_DIR: cache, PATH: `${bin}:${process.env.PATH}`, FAKE_MAKE_LOG: log, PMEMLAB_CCACHE: '0'}, async () => {
           await commit('first')
-          await assert.rejects(buildKernel({source: {kind: 'tree', dir: tree}, buildDir: join(tree, 'out')}), (e: Error) => e instanceof PmemlabError && e.exitCode === ExitCode.usage && /is inside the kernel tree/.test(e.message))
+          await assert.rejects(buildKernel({source: {kind: 'tree', dir: tree}, buildDir: join(tree, 'out', 'x86')}), (e: Error) => e instanceof PmemlabError && e.exitCode === ExitCode.usage && /is inside the kernel tree/.test(e.message))
           assert.equal(await readFile(log, 'utf8').catch(() => ''), '', 'make never ran')
           assert.deepEqual((await readdir(join(cache, 'kernels')).catch(() => [])).filter((n) => !n.endsWith('.lock')), [])
         })
