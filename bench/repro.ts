@@ -16,6 +16,7 @@ import {execa} from 'execa'
 import {renderTable} from '../src/core/table.js'
 import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro, type ReproPlan} from '../src/repro/schema.js'
+import {upFlags} from './lab-flags.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const {values} = parseArgs({
@@ -35,18 +36,6 @@ async function pmemlab(args: string[], allowed: number[] = [0]): Promise<{exitCo
   const result = await execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore', reject: false})
   if (!allowed.includes(result.exitCode ?? -1)) throw new Error(`pmemlab ${args.join(' ')}: exit ${result.exitCode}\n${result.stderr.split('\n').slice(-10).join('\n')}`)
   return {exitCode: result.exitCode ?? -1, stdout: result.stdout}
-}
-
-/** The up flags that make the file's lab (what repro/setup.ts labRequestOf builds). */
-function upFlags(plan: ReproPlan): string[] {
-  const {lab} = plan
-  return [
-    ...lab.memmap.flatMap((m) => ['--memmap', m]),
-    ...lab.nvdimm.flatMap((d) => ['--nvdimm', d]),
-    ...lab.virtioPmem.flatMap((d) => ['--virtio-pmem', d]),
-    ...['--mem', lab.mem, '--cpus', String(lab.cpus), '--machine', lab.machine],
-    ...lab.append.flatMap((a) => ['--append', a]),
-  ]
 }
 
 /** repro's verdict exit codes: 0 not reproduced, 1 reproduced. */

@@ -1,0 +1,167 @@
+/**
+ * Bisect benchmark (issue 12): on the tree of test/e2e/bisect-tree.ts (eleven commits on Debian's
+ * 6.1 source, ext4 refusing -o dax from c4 on),
+ *   1. a whole bisect, `pmemlab bisect --good c0 --bad c7 --repro FILE`: its wall time and the
+ *      time of each step, from its report;
+ *   2. one step against the commands it wraps: `pmemlab bisect step` at c4, its O= directory left
+ *      at c3 by a build of c3, against by hand: `make bzImage` at c4 in an O= directory of the
+ *      same tree left at c3 (the same .config and make variables), the raw QEMU command that
+ *      `up --dry-run` prints for the reproducer's lab with that bzImage, booted to the guest
+ *      agent, the reproducer's preparation and script through the agent, and quit.
+ * Untimed between rounds: the checkouts, the builds of c3, and the removal of the kernel
+ * entries of c3 and c4 (so pmemlab builds them rather than taking them from its cache). Which
+ * side goes first alternates; the ratio of the medians is the figure (target: within 1.1x).
+ *
+ *   npm run bench:bisect -- [--rounds N]    (3 rounds by default)
+ */
+import {spawn} from 'node:child_process'
+import {copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile} from 'node:fs/promises'
+import {availableParallelism, tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+import {execa} from 'execa'
+import type {BisectReport} from '../src/bisect/report.js'
+import type {StepRecord} from '../src/bisect/state.js'
+import {kernelsDir} from '../src/core/paths.js'
+import {sleep} from '../src/core/process.js'
+import {renderTable} from '../src/core/table.js'
+import {REPRODUCIBLE_MAKE_VARS} from '../src/kernel/build.js'
+import {GuestAgent, Qmp} from '../src/lab/monitor.js'
+import {preparationCommands} from '../src/repro/prepare.js'
+import {parseRepro} from '../src/repro/schema.js'
+import {makeBisectTree} from '../test/e2e/bisect-tree.js'
+import {upFlags} from './lab-flags.js'
+
+const {values} = parseArgs({options: {rounds: {type: 'string', default: '3'}}})
+const rounds = Number(values.rounds)
+const runJs = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const work = await mkdtemp(join(tmpdir(), 'pmemlab-bench-bisect-'))
+const stateDir = join(work, 'state')
+const env = {...process.env, PMEMLAB_STATE_DIR: stateDir, NO_COLOR: '1'}
+const jobs = availableParallelism()
+
+async function pmemlab(args: string[], allowed: number[] = [0]): Promise<{exitCode: number; stdout: string}> {
+  const result = await execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore', reject: false})
+  if (!allowed.includes(result.exitCode ?? -1)) throw new Error(`pmemlab ${args.join(' ')}: exit ${result.exitCode}\n${result.stderr.split('\n').slice(-15).join('\n')}`)
+  return {exitCode: result.exitCode ?? -1, stdout: result.stdout}
+}
+
+const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
+const median = (xs: number[]) => quantile(xs, 0.5)
+
+try {
+  await mkdir(stateDir)
+  process.stderr.write('making the tree from Debian\'s 6.1 source\n')
+  const {tree, commits: c, reproducer} = await makeBisectTree(work)
+  const git = (...args: string[]) => execa('git', args, {cwd: tree})
+  const plan = parseRepro(await readFile(reproducer, 'utf8'), reproducer)
+  await pmemlab(['image', 'build']) // neither side pays for the image
+
+  // 1. The whole bisect.
+  process.stderr.write('a whole bisect: --good c0 --bad c7\n')
+  const bisectStart = performance.now()
+  await pmemlab(['bisect', '--tree', tree, '--repro', reproducer, '--good', c[0], '--bad', c[7], '--output', join(work, 'bisect')])
+  const bisectMs = performance.now() - bisectStart
+  const report = JSON.parse(await readFile(join(work, 'bisect', 'bisect.json'), 'utf8')) as BisectReport
+  if (report.culprit?.commit !== c[4]) throw new Error(`the bisect named ${report.culprit?.commit ?? 'no culprit'}, not c4`)
+  const name = (commit: string) => `c${c.indexOf(commit)}`
+
+  // 2. One step, against the commands it wraps.
+  const step = async (type: 'build' | 'test') => {
+    const {stdout, exitCode} = await pmemlab(['bisect', 'step', '--tree', tree, '--output', join(work, 'steps'), '--json', ...(type === 'build' ? ['--type', 'build'] : ['--repro', reproducer])], [0, 1])
+    return {record: JSON.parse(stdout) as StepRecord, exitCode}
+  }
+  const forget = async (...records: StepRecord[]) => {
+    for (const record of records) if (record.build.key) await rm(join(kernelsDir(), record.build.key), {recursive: true, force: true})
+  }
+  await git('checkout', '-q', c[4])
+  const atC4 = (await step('build')).record
+  const config = join(kernelsDir(), atC4.build.key!, '.config')
+  await git('checkout', '-q', c[3])
+  await forget(atC4, (await step('build')).record)
+
+  const rawOut = join(tree, '.raw-bench')
+  await mkdir(rawOut, {recursive: true})
+  await writeFile(join(rawOut, '.gitignore'), '*\n')
+  await copyFile(config, join(rawOut, '.config'))
+  const make = (target: string) => execa('make', ['-C', tree, `O=${rawOut}`, 'CC=ccache gcc', 'HOSTCC=ccache gcc', ...REPRODUCIBLE_MAKE_VARS, `-j${jobs}`, target], {stdout: 'ignore', stderr: 'ignore'})
+  await make('olddefconfig')
+
+  async function timePmemlab(): Promise<number> {
+    await git('checkout', '-q', c[3])
+    const before = (await step('build')).record
+    await git('checkout', '-q', c[4])
+    const start = performance.now()
+    const {record, exitCode} = await step('test')
+    const ms = performance.now() - start
+    if (exitCode !== 1 || record.build.state !== 'built') throw new Error(`bisect step at c4: exit ${exitCode}, build ${record.build.state}: ${record.reason}`)
+    await forget(before, record)
+    return ms
+  }
+
+  async function timeByHand(round: number): Promise<number> {
+    await git('checkout', '-q', c[3])
+    await make('bzImage')
+    await git('checkout', '-q', c[4])
+    const vm = `raw${round}`
+    const bzImage = join(rawOut, 'arch', 'x86', 'boot', 'bzImage')
+    // The QEMU command, as a user would copy it once from up --dry-run (not timed).
+    const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as {argv: string[]; devices: Array<{file?: string; size: number}>}
+    const start = performance.now()
+    await make('bzImage')
+    const dir = join(stateDir, 'vms', vm)
+    await mkdir(join(dir, 'disposable'), {recursive: true, mode: 0o700})
+    for (const device of dry.devices) {
+      if (!device.file) continue
+      const handle = await open(device.file, 'w')
+      await handle.truncate(device.size)
+      await handle.close()
+    }
+    const [binary, ...argv] = dry.argv
+    const qemu = spawn(binary, argv, {stdio: 'ignore'})
+    let agent: GuestAgent | undefined
+    while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(200)))
+    for (const {argv: prepare} of preparationCommands(plan.prepare)) {
+      const prepared = await agent.run(prepare, 120_000)
+      if (prepared.exitCode !== 0) throw new Error(`by hand: ${prepare.join(' ')} failed: ${prepared.stderr}`)
+    }
+    const result = await agent.run(['bash', '-c', `cd /root && ${plan.run.script}`], plan.expect.timeoutSec * 1000)
+    agent.close()
+    const qmp = await Qmp.connect(join(dir, 'qmp.sock'))
+    await qmp.execute('quit').catch(() => undefined)
+    await new Promise((resolve) => qemu.once('exit', resolve))
+    const ms = performance.now() - start
+    if (result.exitCode !== 1) throw new Error(`by hand at c4: the script exited ${result.exitCode}, not 1 (reproduced)`)
+    await rm(dir, {recursive: true, force: true})
+    return ms
+  }
+
+  const ours: number[] = []
+  const byHand: number[] = []
+  for (let i = 0; i < rounds; i++) {
+    const sides = [async () => void ours.push(await timePmemlab()), async () => void byHand.push(await timeByHand(i))]
+    for (const side of i % 2 === 0 ? sides : sides.reverse()) await side()
+    process.stderr.write(`round ${i + 1}/${rounds}: pmemlab bisect step ${s(ours[i])}, by hand ${s(byHand[i])}\n`)
+  }
+  await git('checkout', '-q', 'main')
+
+  process.stdout.write(`whole bisect of ${c.length} commits (--good c0 --bad c7): ${s(bisectMs)}, ${report.steps.length} steps; culprit c4 (${report.culprit.subject})\n`)
+  process.stdout.write(renderTable(['step', 'commit', 'build', 'verdict', 'runs', 'time'], report.steps.map((r) => [r.role, name(r.commit), r.build, r.verdict, r.runs, s(r.durationMs)])))
+  const row = (what: string, xs: number[]) => [what, String(xs.length), s(median(xs)), s(Math.min(...xs)), s(Math.max(...xs))]
+  process.stdout.write(
+    renderTable(
+      ['one step at c4, O= left at c3', 'rounds', 'median', 'min', 'max'],
+      [row('pmemlab bisect step --repro FILE', ours), row('make bzImage + raw QEMU + the test', byHand)],
+    ),
+  )
+  const pairs = ours.map((t, i) => t / byHand[i])
+  process.stdout.write(
+    `ratio step / by hand (medians): ${(median(ours) / median(byHand)).toFixed(3)}x (target: within 1.1x)\n` +
+      `ratio of each round's pair: median ${median(pairs).toFixed(3)}x, from ${Math.min(...pairs).toFixed(3)}x to ${Math.max(...pairs).toFixed(3)}x\n` +
+      `load average now: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
+  )
+} finally {
+  await rm(work, {recursive: true, force: true})
+}
