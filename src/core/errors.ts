@@ -14,6 +14,7 @@ export const ExitCode = {
   qemuDied: 8, // QEMU itself died (killed, or crashed) under a running guest: the lab, not the kernel
   timeout: 124, // a guest command ran past its --timeout and was killed (as timeout(1))
   noVerdict: 125, // repro: no run reproduced and some broke, so neither verdict holds (git bisect run skips the commit)
+  stopsBisectRun: 128, // bisect step: no verdict could be given (bad input, a missing program, an error): git bisect run stops
   interrupted: 130, // SIGINT/SIGTERM: everything was cleaned up
 } as const
 
