@@ -28,8 +28,6 @@ describe('bad input and the doctor', {timeout: 300_000}, () => {
     {why: 'down without a name', args: ['down'], code: 2, message: /--all/},
     {why: 'an unknown flag', args: ['up', '--bogus'], code: 2, message: /bogus/},
     {why: 'a bad VM name', args: ['up', '--name', '../x'], code: 2, message: /invalid VM name/},
-    {why: 'bisect step in a directory that is no git tree, with 128 so that git bisect run stops', args: ['bisect', 'step', '--tree', '/nonexistent-pmemlab-tree', '--type', 'build'], code: 128, message: /nonexistent-pmemlab-tree/},
-    {why: 'bisect step with a bad flag, with 128 too', args: ['bisect', 'step', '--runs', 'many'], code: 128, message: /runs/},
     {why: 'QEMU missing', args: ['up', '--dry-run'], code: 3, message: /qemu-system-x86_64-missing not found.*apt-get install qemu-system-x86/, env: {PMEMLAB_QEMU: 'qemu-system-x86_64-missing'}},
   ]
 

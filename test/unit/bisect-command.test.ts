@@ -9,14 +9,14 @@ import {fixture} from './fake-kbuild.js'
 
 /**
  * `pmemlab bisect` and `pmemlab bisect step` on bad input, as a user runs them: one line on
- * stderr, exit 2, nothing on stdout, nothing made (no output directory, no cache, the tree
+ * stderr, exit 2 (128 for bisect step, so that git bisect run stops), nothing on stdout, nothing made (no output directory, no cache, the tree
  * untouched). Nothing here gets as far as a build.
  */
 const pmemlab = (args: string[], cwd: string) =>
   execa(process.execPath, [join(packageRoot, 'bin', 'run.js'), ...args], {cwd, reject: false, stdin: 'ignore', env: {NO_COLOR: '1', PMEMLAB_STATE_DIR: join(cwd, 'state'), PMEMLAB_CACHE_DIR: join(cwd, 'cache')}})
 
 describe('pmemlab bisect on bad input', () => {
-  test('one line, exit 2, nothing made', () =>
+  test('one line, exit 2 (bisect step: 128), nothing made', () =>
     withDir(
       async ({path}) => {
         const {tree, commit} = await fixture(path)
@@ -38,10 +38,12 @@ describe('pmemlab bisect on bad input', () => {
           [['bisect', '--resume', '--runs', '3'], /^pmemlab: error: --resume goes on as the state file says: drop --runs/],
           [['bisect', 'step', '--tree', 'linux'], /^pmemlab: error: what is the test\? give --repro FILE/],
           [['bisect', 'step', '--tree', 'linux', '--type', 'build', '--repro', 'typo.yaml'], /^pmemlab: error: --type build runs no test of its own: drop --repro/],
+          [['bisect', 'step', '--tree', 'linux', '--type', 'build', '--runs', 'many'], /^pmemlab: error: .*runs/],
+          [['bisect', 'step', '--tree', 'nowhere', '--type', 'build'], /nowhere/],
         ]
         for (const [args, line] of cases) {
           const run = await pmemlab(args, path)
-          assert.equal(run.exitCode, 2, `${args.join(' ')}: ${run.stderr}`)
+          assert.equal(run.exitCode, args[1] === 'step' ? 128 : 2, `${args.join(' ')}: ${run.stderr}`)
           assert.equal(run.stdout, '', args.join(' '))
           const lines = String(run.stderr).trimEnd().split('\n').filter((l) => !l.startsWith('pmemlab: ') || l.startsWith('pmemlab: error: '))
           assert.equal(lines.length, 1, String(run.stderr))
