@@ -67,6 +67,8 @@ try {
   const report = JSON.parse(await readFile(join(work, 'bisect', 'bisect.json'), 'utf8')) as BisectReport
   if (report.culprit?.commit !== c[4]) throw new Error(`the bisect named ${report.culprit?.commit ?? 'no culprit'}, not c4`)
   const name = (commit: string) => `c${c.indexOf(commit)}`
+  process.stdout.write(`whole bisect of ${c.length} commits (--good c0 --bad c7): ${s(bisectMs)}, ${report.steps.length} steps; culprit c4 (${report.culprit.subject})\n`)
+  process.stdout.write(renderTable(['step', 'commit', 'build', 'verdict', 'runs', 'time'], report.steps.map((r) => [r.role, name(r.commit), r.build, r.verdict, r.runs, s(r.durationMs)])))
 
   // 2. One step, against the commands it wraps.
   const step = async (type: 'build' | 'test') => {
@@ -76,16 +78,15 @@ try {
   const forget = async (...records: StepRecord[]) => {
     for (const record of records) if (record.build.key) await rm(join(kernelsDir(), record.build.key), {recursive: true, force: true})
   }
-  await git('checkout', '-q', c[4])
-  const atC4 = (await step('build')).record
-  const config = join(kernelsDir(), atC4.build.key!, '.config')
-  await git('checkout', '-q', c[3])
-  await forget(atC4, (await step('build')).record)
-
+  // The by-hand side builds with the very .config pmemlab made for c4.
   const rawOut = join(tree, '.raw-bench')
   await mkdir(rawOut, {recursive: true})
   await writeFile(join(rawOut, '.gitignore'), '*\n')
-  await copyFile(config, join(rawOut, '.config'))
+  await git('checkout', '-q', c[4])
+  const atC4 = (await step('build')).record
+  await copyFile(join(kernelsDir(), atC4.build.key!, '.config'), join(rawOut, '.config'))
+  await git('checkout', '-q', c[3])
+  await forget(atC4, (await step('build')).record)
   const make = (target: string) => execa('make', ['-C', tree, `O=${rawOut}`, 'CC=ccache gcc', 'HOSTCC=ccache gcc', ...REPRODUCIBLE_MAKE_VARS, `-j${jobs}`, target], {stdout: 'ignore', stderr: 'ignore'})
   await make('olddefconfig')
 
@@ -147,8 +148,6 @@ try {
   }
   await git('checkout', '-q', 'main')
 
-  process.stdout.write(`whole bisect of ${c.length} commits (--good c0 --bad c7): ${s(bisectMs)}, ${report.steps.length} steps; culprit c4 (${report.culprit.subject})\n`)
-  process.stdout.write(renderTable(['step', 'commit', 'build', 'verdict', 'runs', 'time'], report.steps.map((r) => [r.role, name(r.commit), r.build, r.verdict, r.runs, s(r.durationMs)])))
   const row = (what: string, xs: number[]) => [what, String(xs.length), s(median(xs)), s(Math.min(...xs)), s(Math.max(...xs))]
   process.stdout.write(
     renderTable(
