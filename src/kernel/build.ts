@@ -33,6 +33,7 @@ import {noSpaceError} from '../core/nospace.js'
 import {buildDir, cacheDir, kernelsDir} from '../core/paths.js'
 import {canAccess as exists} from '../core/which.js'
 import {configureKernel, fragmentsForSource, loadFragments} from './configure.js'
+import {configureDigestOf} from './configure-reuse.js'
 import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
 import {computeKey, makefileVersion, sha256, type KernelBase} from './key.js'
@@ -204,7 +205,10 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
 
       // Configure, then prove that every requested option survived.
       const configureStarted = Date.now()
-      const {configPath, finalConfig} = await configureKernel({base, fragments, sets: request.sets, kernelVersion, srcDir, outDir}, make)
+      // A pinned O= directory of a clean commit may keep its configuration from the last build.
+      const {commit, dirty} = prepared.keySource
+      const reuseDigest = request.buildDir !== undefined && patches.length === 0 && typeof commit === 'string' && dirty === null ? await configureDigestOf(srcDir, commit, {base, fragment: fragments.text, compiler: tools.compiler}) : undefined
+      const {configPath, finalConfig} = await configureKernel({base, fragments, sets: request.sets, kernelVersion, srcDir, outDir, reuseDigest}, make)
       const configureMs = Date.now() - configureStarted
 
       // Build.

@@ -11,6 +11,7 @@ import {join, resolve} from 'node:path'
 import {ExitCode, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {packageRoot} from '../core/paths.js'
+import {forgetConfigured, markConfigured, reusableConfig} from './configure-reuse.js'
 import {explainDrop} from './kconfig/explain.js'
 import {applyFragment, mergeFragments, origin, parseDotConfig, parseFragment, parseSet, renderAssignment, renderFragment, type FragmentInput, type MergeResult} from './kconfig/merge.js'
 import {verifyConfig} from './kconfig/verify.js'
@@ -144,6 +145,8 @@ export interface ConfigureRequest {
   srcDir: string
   /** make's O= directory, where the .config is written. */
   outDir: string
+  /** A pinned O= directory's configure digest (configure-reuse.ts): its .config is reused when made from the same inputs. */
+  reuseDigest?: string
 }
 
 /** Configures outDir and returns its final .config; throws, before anything is compiled, when a requested option was dropped. */
@@ -153,12 +156,19 @@ export async function configureKernel(request: ConfigureRequest, make: MakeConte
   if (fragments.kernelVersion !== kernelVersion) {
     throw new PmemlabError(`internal error: the fragments were merged for linux ${fragments.kernelVersion}, the source is linux ${kernelVersion}`, ExitCode.failure)
   }
-  log.info(`configuring linux ${kernelVersion}: ${base} + ${fragments.records.map((r) => r.name.replace(/^kernel-configs\//, '')).join(' + ')}${request.sets?.length ? ` + ${request.sets.length} --set` : ''}`)
-  await runMake(base, [...makeBase, base], logFile, pidFile, interrupt)
   const configPath = join(request.outDir, '.config')
-  await writeFile(configPath, applyFragment(await readFile(configPath, 'utf8'), fragments.merged.options))
-  await runMake('olddefconfig', [...makeBase, 'olddefconfig'], logFile, pidFile, interrupt)
-  const finalConfig = await readFile(configPath, 'utf8')
+  const {reuseDigest, outDir} = request
+  let finalConfig = reuseDigest === undefined ? undefined : await reusableConfig(outDir, reuseDigest)
+  if (finalConfig !== undefined) {
+    log.info(`configuration of linux ${kernelVersion} reused: ${outDir} was configured from the same base, fragments, compiler and Kconfig files`)
+  } else {
+    if (reuseDigest !== undefined) await forgetConfigured(outDir)
+    log.info(`configuring linux ${kernelVersion}: ${base} + ${fragments.records.map((r) => r.name.replace(/^kernel-configs\//, '')).join(' + ')}${request.sets?.length ? ` + ${request.sets.length} --set` : ''}`)
+    await runMake(base, [...makeBase, base], logFile, pidFile, interrupt)
+    await writeFile(configPath, applyFragment(await readFile(configPath, 'utf8'), fragments.merged.options))
+    await runMake('olddefconfig', [...makeBase, 'olddefconfig'], logFile, pidFile, interrupt)
+    finalConfig = await readFile(configPath, 'utf8')
+  }
   const drops = verifyConfig(fragments.merged.options, finalConfig)
   if (drops.length > 0) {
     const tree = readKconfigTree(srcDir)
@@ -170,5 +180,6 @@ export async function configureKernel(request: ConfigureRequest, make: MakeConte
       'fix the fragment or --set named above (pmemlab kernel config --explain CONFIG_X shows the dependencies)',
     )
   }
+  if (reuseDigest !== undefined) await markConfigured(outDir, reuseDigest, finalConfig)
   return {configPath, finalConfig}
 }

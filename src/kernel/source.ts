@@ -63,7 +63,7 @@ export function sourceOfRecord(record: SourceRecord): KernelSource {
   return {kind: 'tree', dir: record.dir, ref: record.dirty ? undefined : record.commit}
 }
 
-async function git(dir: string, args: string[], options: {encoding?: 'buffer'} = {}) {
+export async function git(dir: string, args: string[], options: {encoding?: 'buffer'} = {}) {
   const gitPath = await requireProgram('git', 'git')
   try {
     return await run(gitPath, ['-C', dir, ...args], {stdin: 'ignore', encoding: options.encoding === 'buffer' ? 'buffer' : 'utf8', maxBuffer: 1024 * 1024 * 1024})

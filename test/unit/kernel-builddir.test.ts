@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import {readdir, readFile} from 'node:fs/promises'
+import {readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 import {execa} from 'execa'
 import {withDir} from 'tmp-promise'
 import {ExitCode, PmemlabError} from '../../src/core/errors.js'
 import {buildKernel, pinnedBuildDirProblem, REPRODUCIBLE_MAKE_VARS} from '../../src/kernel/build.js'
+import {configureDigest, isKconfigInput} from '../../src/kernel/configure-reuse.js'
 import {withEnv} from './env.js'
 import {fixture} from './fake-kbuild.js'
 
@@ -89,4 +90,71 @@ describe('a pinned build directory (make O=, kept between builds)', () => {
       },
       {unsafeCleanup: true},
     ))
+
+  test('keeps its configuration while nothing Kconfig reads changes, and configures again when something does', () =>
+    withDir(
+      async ({path: dir}) => {
+        const {tree, bin, commit, log, cache, pinned} = await fixture(dir)
+        await withEnv({PMEMLAB_CACHE_DIR: cache, PATH: `${bin}:${process.env.PATH}`, FAKE_MAKE_LOG: log, PMEMLAB_CCACHE: '0'}, async () => {
+          let seen = 0
+          /** The make targets of the builds since the last call. */
+          const targets = async () => {
+            const calls = (await readFile(log, 'utf8')).trim().split('\n')
+            const fresh = calls.slice(seen)
+            seen = calls.length
+            return fresh.map((c) => c.split(' ').at(-1))
+          }
+          const build = (sets: string[] = []) => buildKernel({source: {kind: 'tree', dir: tree}, buildDir: pinned, reproducible: true, jobs: 1, sets})
+          await commit('first')
+          await build()
+          assert.deepEqual(await targets(), ['tinyconfig', 'olddefconfig', 'bzImage'])
+          await commit('second')
+          const second = await build()
+          assert.deepEqual(await targets(), ['bzImage'], 'a commit that changes no Kconfig input reuses the .config')
+          assert.match(await readFile(join(second.dir, '.config'), 'utf8'), /^CONFIG_LIBNVDIMM=y$/m, 'and the entry still gets it, verified')
+          await writeFile(join(tree, 'Kconfig'), 'mainmenu "fake, changed"\n')
+          await commit('third')
+          await build()
+          assert.deepEqual(await targets(), ['tinyconfig', 'olddefconfig', 'bzImage'], 'a changed Kconfig file configures again')
+          await build(['CONFIG_LOCALVERSION="-e2e"'])
+          assert.deepEqual(await targets(), ['tinyconfig', 'olddefconfig', 'bzImage'], 'so does another --set')
+          await writeFile(join(pinned, '.config'), 'CONFIG_EDITED_BY_HAND=y\n', {flag: 'a'})
+          await commit('fourth')
+          await build(['CONFIG_LOCALVERSION="-e2e"'])
+          assert.deepEqual(await targets(), ['tinyconfig', 'olddefconfig', 'bzImage'], 'and a .config changed since')
+          await commit('fifth')
+          await build(['CONFIG_LOCALVERSION="-e2e"'])
+          assert.deepEqual(await targets(), ['bzImage'])
+        })
+      },
+      {unsafeCleanup: true},
+    ))
 })
+
+describe('what a configuration depends on (configure-reuse.ts)', () => {
+  const line = (mode: string, blob: string, path: string) => `${mode} blob ${blob}\t${path}`
+  const tree = [line('100644', 'a1', 'Kconfig'), line('100644', 'b1', 'fs/ext4/Kconfig'), line('100644', 'c1', 'fs/ext4/super.c'), line('100644', 'd1', 'arch/x86/configs/tiny.config'), line('100755', 'e1', 'scripts/cc-version.sh'), line('100644', 'f1', 'Makefile'), line('100644', 'g1', 'fs/Makefile')]
+  const inputs = {base: 'tinyconfig', fragment: 'CONFIG_LIBNVDIMM=y\n', compiler: 'gcc 12.2.0', lsTree: tree.join('\n')}
+
+  test('the files Kconfig reads are inputs; sources and sub-Makefiles are not', () => {
+    assert.deepEqual(tree.map((l) => l.split('\t')[1]).filter(isKconfigInput), ['Kconfig', 'fs/ext4/Kconfig', 'arch/x86/configs/tiny.config', 'scripts/cc-version.sh', 'Makefile'])
+    assert.equal(isKconfigInput('lib/Kconfig.debug'), true)
+    assert.equal(isKconfigInput('kernel/configs/tiny-base.config'), true)
+    assert.equal(isKconfigInput('Documentation/kbuild/kconfig.rst'), false)
+  })
+
+  test('the digest moves with an input, and only with one', () => {
+    const digest = configureDigest(inputs)
+    assert.equal(configureDigest({...inputs, lsTree: [...tree].reverse().join('\n')}), digest, 'the order of ls-tree lines does not matter')
+    assert.equal(configureDigest({...inputs, lsTree: tree.join('\n').replace('c1\t', 'c2\t')}), digest, 'a changed source file does not move it')
+    for (const changed of [
+      {...inputs, lsTree: tree.join('\n').replace('b1\t', 'b2\t')},
+      {...inputs, lsTree: tree.join('\n').replace('e1\t', 'e2\t')},
+      {...inputs, base: 'defconfig'},
+      {...inputs, fragment: 'CONFIG_LIBNVDIMM=m\n'},
+      {...inputs, compiler: 'gcc 13.1.0'},
+    ])
+      assert.notEqual(configureDigest(changed), digest, JSON.stringify(changed).slice(0, 80))
+  })
+})
+
