@@ -10,7 +10,9 @@
  *      agent, the reproducer's preparation and script through the agent, and quit.
  * Untimed between rounds: the checkouts, the builds of c3, and the removal of the kernel
  * entries of c3 and c4 (so pmemlab builds them rather than taking them from its cache). Which
- * side goes first alternates; the ratio of the medians is the figure (target: within 1.1x).
+ * side goes first alternates; the ratio of the medians is the figure (target: within 1.1x). The
+ * parts are medians (they need not add up): pmemlab's from the entry's build.json and the
+ * step's runs, by hand's from the clock.
  *
  *   npm run bench:bisect -- [--rounds N]    (3 rounds by default)
  */
@@ -90,6 +92,14 @@ try {
   const make = (target: string) => execa('make', ['-C', tree, `O=${rawOut}`, 'CC=ccache gcc', 'HOSTCC=ccache gcc', ...REPRODUCIBLE_MAKE_VARS, `-j${jobs}`, target], {stdout: 'ignore', stderr: 'ignore'})
   await make('olddefconfig')
 
+  /** Where a side's time went: configure (pmemlab only), make, the boot and test. */
+  interface Parts {
+    configure: number
+    make: number
+    test: number
+  }
+  const parts: {ours: Parts[]; byHand: Parts[]} = {ours: [], byHand: []}
+
   async function timePmemlab(): Promise<number> {
     await git('checkout', '-q', c[3])
     const before = (await step('build')).record
@@ -98,6 +108,8 @@ try {
     const {record, exitCode} = await step('test')
     const ms = performance.now() - start
     if (exitCode !== 1 || record.build.state !== 'built') throw new Error(`bisect step at c4: exit ${exitCode}, build ${record.build.state}: ${record.reason}`)
+    const {timings} = JSON.parse(await readFile(join(kernelsDir(), record.build.key!, 'build.json'), 'utf8')) as {timings: {configureMs: number; buildMs: number}}
+    parts.ours.push({configure: timings.configureMs, make: timings.buildMs, test: record.runs.reduce((sum, run) => sum + run.durationMs, 0)})
     await forget(before, record)
     return ms
   }
@@ -112,6 +124,7 @@ try {
     const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as {argv: string[]; devices: Array<{file?: string; size: number}>}
     const start = performance.now()
     await make('bzImage')
+    const made = performance.now()
     const dir = join(stateDir, 'vms', vm)
     await mkdir(join(dir, 'disposable'), {recursive: true, mode: 0o700})
     for (const device of dry.devices) {
@@ -134,6 +147,7 @@ try {
     await qmp.execute('quit').catch(() => undefined)
     await new Promise((resolve) => qemu.once('exit', resolve))
     const ms = performance.now() - start
+    parts.byHand.push({configure: 0, make: made - start, test: performance.now() - made})
     if (result.exitCode !== 1) throw new Error(`by hand at c4: the script exited ${result.exitCode}, not 1 (reproduced)`)
     await rm(dir, {recursive: true, force: true})
     return ms
@@ -148,11 +162,14 @@ try {
   }
   await git('checkout', '-q', 'main')
 
-  const row = (what: string, xs: number[]) => [what, String(xs.length), s(median(xs)), s(Math.min(...xs)), s(Math.max(...xs))]
+  const row = (what: string, xs: number[], p: Parts[]) => {
+    const part = (pick: (x: Parts) => number) => s(median(p.map(pick)))
+    return [what, String(xs.length), s(median(xs)), s(Math.min(...xs)), s(Math.max(...xs)), part((x) => x.configure), part((x) => x.make), part((x) => x.test)]
+  }
   process.stdout.write(
     renderTable(
-      ['one step at c4, O= left at c3', 'rounds', 'median', 'min', 'max'],
-      [row('pmemlab bisect step --repro FILE', ours), row('make bzImage + raw QEMU + the test', byHand)],
+      ['one step at c4, O= left at c3', 'rounds', 'median', 'min', 'max', 'configure', 'make', 'boot + test'],
+      [row('pmemlab bisect step --repro FILE', ours, parts.ours), row('make bzImage + raw QEMU + the test', byHand, parts.byHand)],
     ),
   )
   const pairs = ours.map((t, i) => t / byHand[i])
