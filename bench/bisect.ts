@@ -17,7 +17,7 @@
  *   npm run bench:bisect -- [--rounds N]    (3 rounds by default)
  */
 import {spawn} from 'node:child_process'
-import {copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -33,7 +33,7 @@ import {GuestAgent, Qmp} from '../src/lab/monitor.js'
 import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro} from '../src/repro/schema.js'
 import {makeBisectTree} from '../test/e2e/bisect-tree.js'
-import {upFlags} from './lab-flags.js'
+import {makeRawVmFiles, upFlags, type DryRun} from './raw-lab.js'
 
 const {values} = parseArgs({options: {rounds: {type: 'string', default: '3'}}})
 const rounds = Number(values.rounds)
@@ -121,18 +121,11 @@ try {
     const vm = `raw${round}`
     const bzImage = join(rawOut, 'arch', 'x86', 'boot', 'bzImage')
     // The QEMU command, as a user would copy it once from up --dry-run (not timed).
-    const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as {argv: string[]; devices: Array<{file?: string; size: number}>}
+    const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as DryRun
     const start = performance.now()
     await make('bzImage')
     const made = performance.now()
-    const dir = join(stateDir, 'vms', vm)
-    await mkdir(join(dir, 'disposable'), {recursive: true, mode: 0o700})
-    for (const device of dry.devices) {
-      if (!device.file) continue
-      const handle = await open(device.file, 'w')
-      await handle.truncate(device.size)
-      await handle.close()
-    }
+    const dir = await makeRawVmFiles(stateDir, vm, dry)
     const [binary, ...argv] = dry.argv
     const qemu = spawn(binary, argv, {stdio: 'ignore'})
     let agent: GuestAgent | undefined

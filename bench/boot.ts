@@ -7,7 +7,7 @@
  *   npm run bench -- [--runs N] [--kernel distro]    (9 runs by default)
  */
 import {spawn} from 'node:child_process'
-import {mkdir, mkdtemp, open, readFile, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -16,6 +16,7 @@ import {execa} from 'execa'
 import {sleep} from '../src/core/process.js'
 import {GuestAgent, Qmp} from '../src/lab/monitor.js'
 import {renderTable} from '../src/core/table.js'
+import {makeRawVmFiles, type DryRun} from './raw-lab.js'
 
 const {values} = parseArgs({options: {runs: {type: 'string', default: '9'}, kernel: {type: 'string', default: 'distro'}}})
 const runs = Number(values.runs)
@@ -41,19 +42,8 @@ async function timePmemlab(name: string): Promise<{total: number; exec: number}>
 }
 
 async function timeRaw(name: string): Promise<number> {
-  const plan = JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, ...topology])) as {
-    argv: string[]
-    devices: Array<{file?: string; size: number}>
-  }
-  // What the raw command needs on disk: its directory and sparse backing files (not timed).
-  const dir = join(stateDir, 'vms', name)
-  await mkdir(join(dir, 'disposable'), {recursive: true, mode: 0o700})
-  for (const device of plan.devices) {
-    if (!device.file) continue
-    const handle = await open(device.file, 'w')
-    await handle.truncate(device.size)
-    await handle.close()
-  }
+  const plan = JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, ...topology])) as DryRun
+  const dir = await makeRawVmFiles(stateDir, name, plan) // not timed
   const [binary, ...argv] = plan.argv
   const start = performance.now()
   const qemu = spawn(binary, argv, {stdio: 'ignore'})

@@ -16,7 +16,7 @@ import {execa} from 'execa'
 import {renderTable} from '../src/core/table.js'
 import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro, type ReproPlan} from '../src/repro/schema.js'
-import {upFlags} from './lab-flags.js'
+import {upFlags} from './raw-lab.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const {values} = parseArgs({
