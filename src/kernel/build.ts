@@ -58,8 +58,9 @@ export interface BuildRequest {
   /**
    * make's O= directory, pinned and kept between builds, so that building one commit after
    * another in a tree is incremental (pmemlab bisect). Absolute; outside the source tree or a
-   * direct child of it (see pinnedBuildDirProblem). Each build configures it afresh (the .config
-   * is rewritten) and holds build/pinned-<id>.lock meanwhile.
+   * direct child of it (see pinnedBuildDirProblem). A build keeps its .config while nothing
+   * Kconfig reads changed (configure-reuse.ts), else configures it afresh, and holds
+   * build/pinned-<id>.lock meanwhile.
    * A build that fails or is interrupted leaves the directory as make left it: kbuild rebuilds
    * any object whose command record (.cmd) is missing or differs, and only a finished build's
    * files are copied into the entry, which is still published with one rename.
