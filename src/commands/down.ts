@@ -9,12 +9,12 @@ import {stopVm} from '../lab/vm.js'
 
 export default class Down extends PmemlabCommand {
   static override summary = 'Power off a VM and delete its disposable files'
-  static override description = 'The guest is asked to power off through its agent; after --timeout seconds QEMU is told to quit, then killed. Backing files you named with SIZE:FILE are kept.'
+  static override description = 'A VM with a backing file you named (SIZE:FILE) is asked to power off through its agent, so the file holds what the guest wrote; after --timeout seconds QEMU is told to quit, then killed. Those files are kept. A VM where nothing outlives it (every pmem file disposable, the root disk a snapshot) is told to quit at once.'
   static override examples = ['<%= config.bin %> down lab1', '<%= config.bin %> down --all']
   static override args = {name: Args.string({description: 'VM name'})}
   static override flags = {
     all: Flags.boolean({description: 'stop every VM'}),
-    timeout: Flags.integer({description: 'seconds to wait for a graceful power-off', default: 20}),
+    timeout: Flags.integer({description: 'seconds to wait for a graceful power-off (VMs with a backing file you named)', default: 20}),
   }
 
   async run(): Promise<void> {

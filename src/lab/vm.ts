@@ -266,24 +266,29 @@ async function bootFailure(record: VmRecord, facts: Parameters<typeof keepDeadVm
 }
 
 /**
- * Stops a VM: the guest powers off through the agent (it syncs and unmounts), then QMP quit,
- * then SIGKILL, each after a timeout. The VM's directory, with every disposable file, goes last.
+ * Stops a VM. One with a backing file the user named powers off through the agent first (the
+ * guest syncs and unmounts, so the file holds what the guest wrote), then QMP quit, then
+ * SIGKILL, each after a timeout. One where nothing outlives it (the root disk is a snapshot, every
+ * pmem file disposable) is told to quit at once: a power-off would cost a second of guest
+ * shutdown to flush writes that are thrown away. The VM's directory, with every disposable
+ * file, goes last.
  */
-export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<'graceful' | 'forced' | 'killed' | 'gone'> {
+export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<StopHow> {
   const alive = () => processAlive(record.pid, record.sockets.qmp)
   await markStopping(record)
-  let how: 'graceful' | 'forced' | 'killed' | 'gone' = 'gone'
+  let how: StopHow = 'gone'
   if (await alive()) {
     how = 'graceful'
     // A zero grace period (interrupts, failed boots) goes straight to QMP quit.
-    const agent = timeoutMs > 0 ? await GuestAgent.connect(record.sockets.qga, 3000).catch(() => undefined) : undefined
+    const powerOff = timeoutMs > 0 && record.devices.some((d) => d.persistent)
+    const agent = powerOff ? await GuestAgent.connect(record.sockets.qga, 3000).catch(() => undefined) : undefined
     if (agent) {
       // guest-shutdown has no reply on success: the guest is gone before it could send one.
       await agent.execute('guest-shutdown', {mode: 'powerdown'}, 2000).catch(() => undefined)
       agent.close()
     }
     if (!agent || !(await waitForExit(record.pid, timeoutMs, record.sockets.qmp))) {
-      how = 'forced'
+      how = powerOff ? 'forced' : 'quit'
       const qmp = await Qmp.connect(record.sockets.qmp, 3000).catch(() => undefined)
       await qmp?.execute('quit', undefined, 3000).catch(() => undefined)
       qmp?.close()
@@ -297,6 +302,9 @@ export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<'gra
   await removeVmDir(record.dir)
   return how
 }
+
+/** How stopVm ended a VM: powered off, quit (nothing outlived it, or no power-off was asked for), forced after the power-off timed out, killed, or already gone. */
+export type StopHow = 'graceful' | 'quit' | 'forced' | 'killed' | 'gone'
 
 export interface UpResult {
   record: VmRecord

@@ -116,6 +116,7 @@ describe('a lab you can boot', {timeout: 1_800_000}, () => {
 
     const down = await lab.pmemlab(['down', 'main'])
     assert.equal(down.exitCode, 0, down.stderr)
+    assert.match(down.stderr, /main: stopped \(quit\)/, 'nothing of main outlives it: no power-off is waited for')
     assert.deepEqual(await lab.qemuProcesses('main'), [])
     assert.ok(!(await lab.vmDirs()).includes('main'))
     assert.ok(!existsSync(disposable), 'the disposable backing file is deleted')
@@ -147,8 +148,13 @@ echo written`
     assert.equal(first.stdout.trim(), 'written')
     assert.equal((await stat(file)).size, 512 * M, 'the named file is kept after the VM')
 
-    const second = await lab.pmemlab(['up', '--name', 'persist2', '--kernel', 'distro', '--memmap', '256M', '--nvdimm', `512M:${file}`, '--', 'sh', '-c', read])
+    // The second VM is detached, so that down says how it stopped: a named file means a power-off first.
+    const up = await lab.pmemlab(['up', '--detach', '--name', 'persist2', '--kernel', 'distro', '--memmap', '256M', '--nvdimm', `512M:${file}`])
+    assert.equal(up.exitCode, 0, up.stderr)
+    const second = await lab.pmemlab(['exec', 'persist2', '--', 'sh', '-c', read])
     assert.equal(second.exitCode, 0, second.stderr)
+    const down = await lab.pmemlab(['down', 'persist2'])
+    assert.match(down.stderr, /persist2: stopped \(graceful\)/)
     assert.match(second.stdout, /^nvdimm pmemlab-persist-nvdimm$/m)
     assert.match(second.stdout, /^memmap $/m, 'a memmap range starts empty in a new VM')
     assert.equal((await stat(file)).size, 512 * M)
