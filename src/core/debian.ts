@@ -6,9 +6,9 @@
  */
 import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import got from 'got'
 import {ExitCode, PmemlabError} from './errors.js'
 import {run} from './exec.js'
+import {loadGot} from './http.js'
 
 export const DEFAULT_DEBIAN_MIRROR = 'http://deb.debian.org/debian'
 
@@ -135,6 +135,7 @@ export async function fetchIndex(mirror: string, suite: string, path: string, si
   const url = `${mirror.replace(/\/+$/, '')}/dists/${suite}/${path}`
   let body: Buffer
   try {
+    const got = await loadGot()
     body = await got(url, {timeout: {connect: 20_000, response: 60_000}, retry: {limit: 1}, signal}).buffer()
   } catch (error) {
     if (signal?.aborted) throw signal.reason

@@ -9,11 +9,11 @@ import {mkdir, open, readdir, readFile, rename, rm, writeFile} from 'node:fs/pro
 import {join, posix} from 'node:path'
 import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import got from 'got'
 import * as tar from 'tar'
 import {removeStaleTemps} from '../core/cache.js'
 import {ExitCode, notFound, PmemlabError, usageError} from '../core/errors.js'
 import {run} from '../core/exec.js'
+import {loadGot} from '../core/http.js'
 import {VERSION_SPEC} from './store.js'
 import {log, Progress} from '../core/log.js'
 import {downloadsDir} from '../core/paths.js'
@@ -97,6 +97,7 @@ export async function fetchKernelTarball(request: {version: string; mirror?: str
   let sums: Map<string, string>
   try {
     log.debug(`GET ${sumsUrl}`)
+    const got = await loadGot()
     const text = await got(sumsUrl, {timeout: {connect: 30_000, response: 60_000}, retry: {limit: 1}, signal: request.signal}).text()
     sums = parseSha256Sums(text)
   } catch (error) {
@@ -163,6 +164,7 @@ export async function download(url: string, file: string, expected: string, list
   let total: number | undefined
   log.info(`downloading ${url}`)
   try {
+    const got = await loadGot()
     const stream = got.stream(url, {timeout: {connect: 30_000, response: 60_000, read: 60_000}, retry: {limit: 0}, signal})
     stream.on('response', (response: {headers: Record<string, string | undefined>}) => {
       const length = Number(response.headers['content-length'])
