@@ -18,7 +18,7 @@ import {NoSpaceError} from '../core/nospace.js'
 import {loadImage} from '../image/spec.js'
 import {buildKernel} from '../kernel/build.js'
 import {loadFragments} from '../kernel/configure.js'
-import {prepareSource} from '../kernel/source.js'
+import {checkTree} from '../kernel/source.js'
 import {topologyRequest} from '../lab/request.js'
 import {planTopology} from '../lab/topology.js'
 import {progressLine} from '../repro/document.js'
@@ -39,7 +39,7 @@ const NO_RECIPE: BisectRecipe = {configs: [], sets: [], base: 'tinyconfig', debu
 /** The runner for STATE, its inputs checked (bad input: exit 2, before anything is built). */
 export async function kernelSteps(state: RunnerState, options: {jobs?: number; interrupt?: BisectInterrupt} = {}): Promise<StepRunner> {
   const buildDir = bisectPaths(state.tree).buildDir
-  await prepareSource({kind: 'tree', dir: state.tree})
+  await checkTree({dir: state.tree})
   const recipe = state.recipe ?? NO_RECIPE
   await loadFragments(recipe)
   let plan: ReproPlan | undefined

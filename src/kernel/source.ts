@@ -112,24 +112,32 @@ export async function prepareSource(source: KernelSource, signal?: AbortSignal, 
       return {record: {kind: 'source', file, sha256: digest}, keySource: {tarball: digest}, tarball: file, patches, fetchMs: 0}
     }
     case 'tree': {
-      const dir = resolve(source.dir)
-      if (!(await exists(join(dir, 'Kconfig'))) || !(await exists(join(dir, 'Makefile')))) throw usageError(`--tree ${source.dir}: not a kernel source tree (no Kconfig or Makefile)`)
-      const rev = source.ref ?? 'HEAD'
-      const commit = String((await git(dir, ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`])).stdout).trim()
+      const {dir, commit} = await checkTree(source)
       if (source.ref) {
         return {record: {kind: 'tree', dir, ref: source.ref, commit, dirty: null}, keySource: {commit, dirty: null}, gitArchive: {dir, commit}, patches, fetchMs: 0}
-      }
-      if ((await exists(join(dir, '.config'))) || (await exists(join(dir, 'include', 'config', 'auto.conf')))) {
-        throw usageError(
-          `${dir} has an in-tree build (.config): the kernel refuses out-of-tree (O=) builds of such a tree`,
-          `run "make mrproper" there (it deletes that build), or build a clean snapshot with --ref HEAD`,
-        )
       }
       const dirty = await dirtyHash(dir)
       if (dirty) log.info(`${dir} has uncommitted changes: they are part of the build (diff ${dirty.slice(0, 12)})`)
       return {record: {kind: 'tree', dir, commit, dirty}, keySource: {commit, dirty}, srcDir: dir, patches, fetchMs: 0}
     }
   }
+}
+
+/**
+ * What prepareSource checks of a git tree before anything is built, without hashing its changes:
+ * a kernel tree, the commit of REF (HEAD by default), and for the working tree no in-tree build.
+ */
+export async function checkTree(source: {dir: string; ref?: string}): Promise<{dir: string; commit: string}> {
+  const dir = resolve(source.dir)
+  if (!(await exists(join(dir, 'Kconfig'))) || !(await exists(join(dir, 'Makefile')))) throw usageError(`--tree ${source.dir}: not a kernel source tree (no Kconfig or Makefile)`)
+  const commit = String((await git(dir, ['rev-parse', '--verify', '--quiet', `${source.ref ?? 'HEAD'}^{commit}`])).stdout).trim()
+  if (!source.ref && ((await exists(join(dir, '.config'))) || (await exists(join(dir, 'include', 'config', 'auto.conf'))))) {
+    throw usageError(
+      `${dir} has an in-tree build (.config): the kernel refuses out-of-tree (O=) builds of such a tree`,
+      `run "make mrproper" there (it deletes that build), or build a clean snapshot with --ref HEAD`,
+    )
+  }
+  return {dir, commit}
 }
 
 /** null for a clean tree; else sha256 over `git diff HEAD` and the untracked files (names and contents). */
