@@ -16,7 +16,11 @@ export interface QemuSpec {
   layout: Layout
   kernel: string
   initrd?: string
-  kernelArgs: string[] // caller's args; the builder adds console=ttyS0, panic=-1 and layout.kernelArgs
+  kernelArgs: string[] // caller's args; the builder adds console=ttyS0, panic=-1, QUICK_BOOT_ARGS (with quickBoot) and layout.kernelArgs
+  /** -bios FILE: the firmware, when not QEMU's default (SeaBIOS). */
+  firmware?: string
+  /** Leave out of the boot what a lab does not use (QUICK_BOOT_ARGS). */
+  quickBoot?: boolean
   rootDisk: string // raw ext4 image, attached with snapshot=on (writes are disposable)
   nvdimmFiles: string[] // backing path per layout.nvdimms entry (same order)
   virtioPmemFiles: string[] // backing path per layout.virtioPmem entry
@@ -70,9 +74,18 @@ function internal(message: string): PmemlabError {
   return new PmemlabError(`internal error: ${message}`, ExitCode.failure)
 }
 
-/** The guest kernel command line: console and panic handling, the layout's memmap ranges, then the caller's args. */
-export function kernelCommandLine(layout: Layout, callerArgs: readonly string[]): string {
-  const args = ['console=ttyS0', 'panic=-1', ...layout.kernelArgs, ...callerArgs]
+/**
+ * Kernel arguments that leave out of a lab's boot what no lab uses, measured under TCG with the
+ * built 6.1 kernel: probing the PS/2 keyboard and mouse (0.7 s; the console is the serial port)
+ * and evaluating the ACPI PCI interrupt links in AML (about 0.25 s per PCI device; the virtio
+ * devices use MSI-X, and acpi=noirq leaves every other ACPI table, the NVDIMMs' NFIT among
+ * them, as it is).
+ */
+export const QUICK_BOOT_ARGS = ['i8042.noaux', 'i8042.nokbd', 'acpi=noirq']
+
+/** The guest kernel command line: console and panic handling, QUICK_BOOT_ARGS, the layout's memmap ranges, then the caller's args. */
+export function kernelCommandLine(layout: Layout, callerArgs: readonly string[], quickBoot = false): string {
+  const args = ['console=ttyS0', 'panic=-1', ...(quickBoot ? QUICK_BOOT_ARGS : []), ...layout.kernelArgs, ...callerArgs]
   for (const arg of args) {
     if (arg === '' || /[\0\n\r]/.test(arg)) {
       throw usageError(`invalid kernel argument ${JSON.stringify(arg)}`, 'give non-empty arguments without newlines')
@@ -106,7 +119,7 @@ export function buildQemuCommand(spec: QemuSpec): QemuCommand {
   }
   if (spec.console === 'socket') sockets.console = checkSocketPath(join(spec.runDir, 'console.sock'))
 
-  const kernelCmdline = kernelCommandLine(layout, spec.kernelArgs)
+  const kernelCmdline = kernelCommandLine(layout, spec.kernelArgs, spec.quickBoot)
   const hasDevices = layout.nvdimms.length + layout.virtioPmem.length > 0
 
   const argv: string[] = [
@@ -127,6 +140,7 @@ export function buildQemuCommand(spec: QemuSpec): QemuCommand {
       : []),
     // A guest panic (panic=-1 reboots at once) or reboot ends QEMU instead of looping.
     '-no-reboot',
+    ...(spec.firmware ? ['-bios', spec.firmware] : []),
     '-kernel', spec.kernel,
     ...(spec.initrd ? ['-initrd', spec.initrd] : []),
     '-append', kernelCmdline,

@@ -14,6 +14,7 @@ import {checkVmName, topologyRequest, type TopologyFlags} from './request.js'
 import {log, shellQuote} from '../core/log.js'
 import {GuestAgent, Qmp} from './monitor.js'
 import {processAlive, signalProcess, sleep, waitForExit} from '../core/process.js'
+import {plainBoot, quickFirmware} from './firmware.js'
 import {buildQemuCommand, type QemuCommand} from './qemu.js'
 import {humanSize} from '../core/size.js'
 import {deathOf, endOf, keepDeadVm, markStopping, reapStale, settledExit, VmDeathError, type ExitWatch, type QemuExit} from './deaths.js'
@@ -92,6 +93,8 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
     layout,
     kernel: kernel.kernel,
     initrd: kernel.initrd,
+    firmware: await quickFirmware(binary),
+    quickBoot: !plainBoot(),
     kernelArgs: [
       ...kernel.kernelArgs,
       `pmemlab.name=${name}`,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
 import {ExitCode, PmemlabError} from '../../src/core/errors.js'
-import {buildQemuCommand, GUEST_AGENT_PORT, kernelCommandLine, qemuEscape, type QemuSpec} from '../../src/lab/qemu.js'
+import {buildQemuCommand, GUEST_AGENT_PORT, kernelCommandLine, qemuEscape, QUICK_BOOT_ARGS, type QemuSpec} from '../../src/lab/qemu.js'
 import {GiB, MiB} from '../../src/core/size.js'
 import {type MachineType, planTopology, type TopologyRequest} from '../../src/lab/topology.js'
 
@@ -127,6 +127,19 @@ describe('buildQemuCommand', () => {
     assert.ok(cmd.argv.includes('-no-reboot'))
     assert.equal(value(cmd.argv, '-kernel'), '/boot/vmlinuz')
     assert.equal(value(cmd.argv, '-initrd'), '/boot/initrd.img')
+  })
+
+  test('a quick boot: QEMU given the firmware, and the arguments that skip PS/2 and ACPI interrupt links before the memmap ranges and the caller\'s', () => {
+    const quick = buildQemuCommand(spec({firmware: '/usr/share/qemu/qboot.rom', quickBoot: true, kernelArgs: ['acpi=on-the-callers-side']}))
+    assert.equal(value(quick.argv, '-bios'), '/usr/share/qemu/qboot.rom')
+    assert.ok(quick.argv.indexOf('-bios') < quick.argv.indexOf('-kernel'))
+    const words = quick.kernelCmdline.split(' ')
+    for (const word of QUICK_BOOT_ARGS) assert.ok(words.indexOf(word) > words.indexOf('panic=-1') && words.indexOf(word) < words.indexOf('memmap=256M!4G'), `${word} in place`)
+    assert.equal(words.at(-1), 'acpi=on-the-callers-side', 'the caller has the last word')
+
+    const plain = buildQemuCommand(spec())
+    assert.deepEqual(values(plain.argv, '-bios'), [], 'no firmware given: QEMU\'s default')
+    for (const word of QUICK_BOOT_ARGS) assert.ok(!plain.kernelCmdline.split(' ').includes(word))
   })
 
   test('no initrd: no -initrd flag', () => {
