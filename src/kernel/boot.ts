@@ -89,7 +89,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
     // A kernel pmemlab built: by key, version or "latest".
     const {resolveBuiltKernel} = await import('./store.js')
     const built = await resolveBuiltKernel(spec)
-    if (built) return {spec, version: built.version, kernel: built.kernel, kernelArgs: built.kernelArgs}
+    if (built) return {spec, version: built.version, kernel: await entryPoint(built.kernel, built.version), kernelArgs: built.kernelArgs}
   }
   if (!(await exists(path))) {
     throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls), debian:VERSION or the path of a bzImage')
@@ -98,7 +98,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
   return {
     spec,
     version: header.version,
-    kernel: path,
+    kernel: await entryPoint(path, header.version ?? 'unknown'),
     kernelArgs: ['root=/dev/vda', 'rw', 'init=/sbin/pmemlab-init'],
   }
 }
@@ -151,8 +151,7 @@ async function distroKernel(): Promise<BootKernel> {
   const {version, kernel, modules} = await findDistroKernel()
   await readBootHeader(kernel)
   const initrd = await buildDistroInitramfs(version, modules)
-  const elf = process.env.PMEMLAB_NO_PVH === '1' ? undefined : await pvhKernel(kernel, version)
-  return {spec: 'distro', version, kernel: elf ?? kernel, initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
+  return {spec: 'distro', version, kernel: await entryPoint(kernel, version), initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
 }
 
 /** Debian's prebuilt kernel: its modules, from the unpacked packages, go into the generated initramfs. */
@@ -164,9 +163,16 @@ async function debianKernel(spec: string): Promise<BootKernel> {
   return {spec, version: debian.abi, kernel, initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
 }
 
+/** What QEMU is to load for BZIMAGE: its PVH vmlinux when it has a PVH entry, else the bzImage (always with PMEMLAB_NO_PVH=1). */
+async function entryPoint(bzImage: string, version: string): Promise<string> {
+  if (process.env.PMEMLAB_NO_PVH === '1') return bzImage
+  return (await pvhKernel(bzImage, version)) ?? bzImage
+}
+
 /**
- * The PVH vmlinux of a distro kernel's bzImage (see pvh.ts), cached under distro-kernels/ by the
- * bzImage's identity. Returns undefined (boot the bzImage) when there is none.
+ * The PVH vmlinux of a bzImage (see pvh.ts), a distro kernel's, a built one's or a user's, cached
+ * under distro-kernels/ by the bzImage's identity. Returns undefined (boot the bzImage) when
+ * there is none.
  */
 export async function pvhKernel(bzImage: string, version: string): Promise<string | undefined> {
   try {
