@@ -1,10 +1,17 @@
 /**
- * Boot benchmark: pmemlab's time from `up --detach` to a working `exec`, against the raw QEMU
- * command that `up --dry-run` prints, booted to the same point (the guest agent runs a command).
- * Runs alternate in one process, and which side goes first alternates too, so machine noise
- * hits both alike; the ratio of the medians is the figure.
+ * Boot benchmark (issue 14). For each kernel (the distro's, and a built one), in one run:
+ *   - the floor: the same kernel file on the same QEMU with QEMU's defaults (SeaBIOS, the
+ *     bzImage), no devices, and an initramfs whose /init powers off at once (floor.ts): QEMU's
+ *     start to its exit;
+ *   - the floor with pmemlab's firmware and entry (qboot, the PVH vmlinux): how far those alone go;
+ *   - the raw argv before: what `up --dry-run` prints with PMEMLAB_PLAIN_BOOT=1 (and for a built
+ *     kernel PMEMLAB_NO_PVH=1), booted until the guest agent runs `true`;
+ *   - the raw argv now: what `up --dry-run` prints, booted the same way;
+ *   - pmemlab: `up --detach` then `exec -- true`, two CLI starts included.
+ * Each round runs every variant once, in an order that rotates, so machine noise hits all alike;
+ * the figures are medians and the ratios are ratios of medians.
  *
- *   npm run bench -- [--runs N] [--kernel distro]    (9 runs by default)
+ *   npm run bench -- [--runs N] [--kernels distro,latest]    (7 runs by default)
  */
 import {spawn} from 'node:child_process'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
@@ -14,41 +21,35 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
 import {sleep} from '../src/core/process.js'
-import {GuestAgent, Qmp} from '../src/lab/monitor.js'
 import {renderTable} from '../src/core/table.js'
+import {GuestAgent, Qmp} from '../src/lab/monitor.js'
+import {floorArgv, makeFloorInitramfs, timeFloor} from './floor.js'
 import {makeRawVmFiles, type DryRun} from './raw-lab.js'
 
-const {values} = parseArgs({options: {runs: {type: 'string', default: '9'}, kernel: {type: 'string', default: 'distro'}}})
+const {values} = parseArgs({options: {runs: {type: 'string', default: '7'}, kernels: {type: 'string', default: 'distro,latest'}}})
 const runs = Number(values.runs)
 const runJs = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
-const stateDir = await mkdtemp(join(tmpdir(), 'pmemlab-bench-'))
-const env = {...process.env, PMEMLAB_STATE_DIR: stateDir}
-const topology = ['--kernel', values.kernel!, '--memmap', '256M', '--nvdimm', '512M']
+const work = await mkdtemp(join(tmpdir(), 'pmemlab-bench-'))
+const stateDir = join(work, 'state')
+const baseEnv = {...process.env, PMEMLAB_STATE_DIR: stateDir}
+const topology = ['--memmap', '256M', '--nvdimm', '512M']
 
-async function pmemlab(args: string[]): Promise<string> {
-  const result = await execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore'})
-  return result.stdout
+async function pmemlab(args: string[], env: NodeJS.ProcessEnv = baseEnv): Promise<string> {
+  return (await execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore'})).stdout
 }
 
-/** up --detach, then exec: the total and the exec alone (two CLI start-ups are in the total). */
-async function timePmemlab(name: string): Promise<{total: number; exec: number}> {
-  const start = performance.now()
-  await pmemlab(['up', '--detach', '--name', name, ...topology])
-  const booted = performance.now()
-  await pmemlab(['exec', name, '--', 'true'])
-  const end = performance.now()
-  await pmemlab(['down', name])
-  return {total: end - start, exec: end - booted}
-}
+const dryRun = async (kernel: string, name: string, env: NodeJS.ProcessEnv = baseEnv) =>
+  JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, '--kernel', kernel, ...topology], env)) as DryRun
+const flag = (argv: string[], name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined)
 
-async function timeRaw(name: string): Promise<number> {
-  const plan = JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, ...topology])) as DryRun
-  const dir = await makeRawVmFiles(stateDir, name, plan) // not timed
-  const [binary, ...argv] = plan.argv
+/** The raw argv of DRY, from QEMU's start until the guest agent has run `true`. */
+async function timeRaw(dry: DryRun, name: string): Promise<number> {
+  const dir = await makeRawVmFiles(stateDir, name, dry) // not timed
+  const [binary, ...argv] = dry.argv
   const start = performance.now()
   const qemu = spawn(binary, argv, {stdio: 'ignore'})
   let agent: GuestAgent | undefined
-  while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(200)))
+  while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(100)))
   const result = await agent.run(['true'])
   const elapsed = performance.now() - start
   if (result.exitCode !== 0) throw new Error('raw boot: guest command failed')
@@ -60,46 +61,63 @@ async function timeRaw(name: string): Promise<number> {
   return elapsed
 }
 
-/** The q-quantile (0.5: the median) of xs, by nearest rank. */
+/** up --detach, then exec -- true (two CLI starts are in the time). */
+async function timePmemlab(kernel: string, name: string): Promise<number> {
+  const start = performance.now()
+  await pmemlab(['up', '--detach', '--name', name, '--kernel', kernel, ...topology])
+  await pmemlab(['exec', name, '--', 'true'])
+  const elapsed = performance.now() - start
+  await pmemlab(['down', name])
+  return elapsed
+}
+
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
 const median = (xs: number[]) => quantile(xs, 0.5)
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+
 try {
-  await pmemlab(['image', 'build']) // warm the cache so neither side pays for it
-  const raw: number[] = []
-  const ours: number[] = []
-  const execs: number[] = []
-  for (let i = 0; i < runs; i++) {
-    // Which side goes first alternates, so a drift in the machine's speed hits both alike.
-    const timeOurs = async () => {
-      const {total, exec} = await timePmemlab(`bench${i}`)
-      ours.push(total)
-      execs.push(exec)
+  await pmemlab(['image', 'build']) // warm the cache so no side pays for it
+  const initrd = await makeFloorInitramfs(work)
+  for (const kernel of values.kernels!.split(',')) {
+    const built = kernel !== 'distro' && !kernel.startsWith('debian:')
+    const plainEnv = {...baseEnv, PMEMLAB_PLAIN_BOOT: '1', ...(built ? {PMEMLAB_NO_PVH: '1'} : {})}
+    const now = await dryRun(kernel, 'now')
+    const before = await dryRun(kernel, 'before', plainEnv)
+    const bzImage = flag((await dryRun(kernel, 'file', {...baseEnv, PMEMLAB_NO_PVH: '1'})).argv, '-kernel')!
+    const consoleLog = join(work, 'floor.log')
+    const floorPlain = floorArgv(before.argv, {kernel: bzImage}, initrd, consoleLog)
+    const floorQuick = floorArgv(now.argv, {kernel: flag(now.argv, '-kernel')!, bios: flag(now.argv, '-bios')}, initrd, consoleLog)
+    const variants: Array<{what: string; time: (i: number) => Promise<number>; ms: number[]}> = [
+      {what: 'floor: the kernel alone, QEMU defaults', time: () => timeFloor(floorPlain, consoleLog), ms: []},
+      {what: `floor with ${flag(now.argv, '-bios') ? 'qboot' : 'SeaBIOS'}, ${flag(now.argv, '-kernel') === bzImage ? 'bzImage' : 'PVH vmlinux'}`, time: () => timeFloor(floorQuick, consoleLog), ms: []},
+      {what: 'raw argv before (to agent exec)', time: (i) => timeRaw(before, `before${i}`), ms: []},
+      {what: 'raw argv now (to agent exec)', time: (i) => timeRaw(now, `now${i}`), ms: []},
+      {what: 'pmemlab up --detach + exec', time: (i) => timePmemlab(kernel, `lab${i}`), ms: []},
+    ]
+    process.stderr.write(`kernel ${kernel}: ${bzImage}\n  now:    ${now.argv.join(' ')}\n  before: ${before.argv.join(' ')}\n`)
+    for (let i = 0; i < runs; i++) {
+      // The order rotates each round, so a drift in the machine's speed hits every variant alike.
+      for (let j = 0; j < variants.length; j++) {
+        const variant = variants[(i + j) % variants.length]
+        variant.ms.push(await variant.time(i))
+      }
+      process.stderr.write(`${kernel} round ${i + 1}/${runs}: ${variants.map((v) => s(v.ms[i])).join(', ')}\n`)
     }
-    if (i % 2 === 0) {
-      raw.push(await timeRaw(`raw${i}`))
-      await timeOurs()
-    } else {
-      await timeOurs()
-      raw.push(await timeRaw(`raw${i}`))
-    }
-    process.stderr.write(`run ${i + 1}/${runs}: raw ${(raw[i] / 1000).toFixed(2)} s, pmemlab ${(ours[i] / 1000).toFixed(2)} s (exec ${(execs[i] / 1000).toFixed(2)} s)\n`)
+    const floor = median(variants[0].ms)
+    const [, , rawBefore, rawNow, ours] = variants.map((v) => median(v.ms))
+    process.stdout.write(`\nkernel ${kernel} (${runs} runs each, TCG: ${now.argv.includes('tcg')})\n`)
+    process.stdout.write(
+      renderTable(
+        ['what', 'median', 'min', 'max', 'x floor'],
+        variants.map((v) => [v.what, s(median(v.ms)), s(Math.min(...v.ms)), s(Math.max(...v.ms)), `${(median(v.ms) / floor).toFixed(2)}x`]),
+      ),
+    )
+    process.stdout.write(
+      `lab ready through pmemlab / floor: ${(ours / floor).toFixed(3)}x (target for a built kernel: within 1.3x); raw argv now / floor: ${(rawNow / floor).toFixed(3)}x\n` +
+        `pmemlab / its raw argv now: ${(ours / rawNow).toFixed(3)}x (target: within 1.10x); raw argv now / before: ${(rawNow / rawBefore).toFixed(3)}x\n`,
+    )
   }
-  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
-  const row = (what: string, xs: number[]) => [what, String(xs.length), s(median(xs)), s(Math.min(...xs)), s(Math.max(...xs))]
-  process.stdout.write(
-    renderTable(
-      ['what', 'runs', 'median', 'min', 'max'],
-      [row('raw qemu (dry-run argv) to agent exec', raw), row('pmemlab up --detach + exec', ours), row('  of which pmemlab exec -- true', execs)],
-    ),
-  )
-  // Boot times under TCG on a shared machine vary by a second between runs: the ratio of each
-  // adjacent pair, with its spread, shows how much of the figure is noise.
-  const pairs = ours.map((t, i) => t / raw[i])
-  process.stdout.write(
-    `ratio pmemlab/raw (medians): ${(median(ours) / median(raw)).toFixed(3)}x (target: within 1.15x)\n` +
-      `ratio of each run's pair: median ${median(pairs).toFixed(3)}x, quartiles ${quantile(pairs, 0.25).toFixed(3)}x to ${quantile(pairs, 0.75).toFixed(3)}x\n` +
-      `load average now: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`,
-  )
+  process.stdout.write(`load average now: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`)
 } finally {
-  await rm(stateDir, {recursive: true, force: true})
+  await rm(work, {recursive: true, force: true})
 }
