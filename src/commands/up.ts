@@ -44,7 +44,7 @@ Default topology when no --memmap/--nvdimm/--virtio-pmem is given: one 256M memm
     const {record, exitCode} = await up(request)
     if (request.mode === 'detached') {
       if (flags.json) {
-        this.printJson({name: record.name, pid: record.pid, accel: record.accel, sockets: record.sockets, consoleLog: record.consoleLog, devices: record.devices, kernelCmdline: record.kernelCmdline})
+        this.printJson({name: record.name, pid: record.pid, accel: record.accel, sockets: record.sockets, consoleLog: record.consoleLog, devices: record.devices, argv: record.argv, kernelCmdline: record.kernelCmdline})
       } else {
         process.stdout.write(`${record.name}\n`)
       }

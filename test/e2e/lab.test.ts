@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {mkdtemp, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {execa} from 'execa'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -37,10 +37,20 @@ describe('a lab you can boot', {timeout: 1_800_000}, () => {
 
   test('up --detach gives two pmem devices of the requested sizes that keep what is written', async (t) => {
     t.after(() => lab.pmemlab(['down', 'main', '--timeout', '5']))
-    const upResult = await lab.pmemlab(['up', '--detach', '--json', '--name', 'main', '--kernel', 'distro', '--memmap', '256M', '--nvdimm', '512M'])
+    const flags = ['--name', 'main', '--kernel', 'distro', '--memmap', '256M', '--nvdimm', '512M']
+    const dry = JSON.parse((await lab.pmemlab(['up', '--dry-run', '--detach', '--json', ...flags])).stdout) as {argv: string[]; kernelCmdline: string}
+    const upResult = await lab.pmemlab(['up', '--detach', '--json', ...flags])
     assert.equal(upResult.exitCode, 0, upResult.stderr)
-    const vm = JSON.parse(upResult.stdout) as {name: string; pid: number; devices: Array<{kind: string; size: number; file?: string}>}
+    const vm = JSON.parse(upResult.stdout) as {name: string; pid: number; argv: string[]; devices: Array<{kind: string; size: number; file?: string}>}
     assert.equal(vm.name, 'main')
+    // --dry-run printed the very argv that runs, firmware included: qboot where this QEMU ships it.
+    assert.deepEqual(vm.argv, dry.argv)
+    const bios = dry.argv.includes('-bios') ? dry.argv[dry.argv.indexOf('-bios') + 1] : undefined
+    const qboot = [join(dirname(dry.argv[0]), '..', 'share', 'qemu', 'qboot.rom'), '/usr/share/qemu/qboot.rom'].find((path) => existsSync(path))
+    assert.equal(bios, qboot)
+    const cmdline = await lab.pmemlab(['exec', 'main', '--', 'cat', '/proc/cmdline'])
+    assert.equal(cmdline.stdout.trim(), dry.kernelCmdline)
+    assert.match(dry.kernelCmdline, /i8042\.noaux i8042\.nokbd acpi=noirq/)
     const disposable = vm.devices.find((d) => d.kind === 'nvdimm')!.file!
     assert.ok(existsSync(disposable))
 
