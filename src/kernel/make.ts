@@ -146,10 +146,15 @@ export async function runMake(what: string, args: string[], logFile: string, pid
   }
 }
 
-/** The object count of the newest earlier build like this one, for the progress estimate. */
+/**
+ * The object count of the largest earlier build like this one, for the progress estimate: the
+ * largest, since an incremental build in a reused O= directory (a bisect step) records only the
+ * few objects it compiled, and a full build after it would otherwise show "11/12 objects".
+ */
 async function estimateObjects(base: KernelBase, debug: boolean): Promise<number> {
-  const similar = (await listKernels()).find((entry) => entry.build.base === base && entry.build.debug === debug && entry.build.objects > 0)
-  if (similar) return similar.build.objects
+  const counts = (await listKernels()).filter((entry) => entry.build.base === base && entry.build.debug === debug).map((entry) => entry.build.objects)
+  const largest = Math.max(0, ...counts)
+  if (largest > 0) return largest
   const estimate = base === 'tinyconfig' ? 1500 : 3200
   return debug ? Math.round(estimate * 1.15) : estimate
 }
