@@ -153,7 +153,9 @@ export const prepareArgv = (plan: VmPlan) => ['mkdir', '-p', '-m', '0700', join(
 
 /** A script a user can paste into a shell: the mkdir the argv needs, then the exact QEMU command. */
 export function dryRunText(plan: VmPlan): string {
-  return `${shellQuote(prepareArgv(plan))}\n${shellQuote([plan.qemu.binary, ...plan.qemu.argv])}\n# kernel command line: ${plan.qemu.kernelCmdline}\n`
+  // A PVH copy is of the bzImage as it is now: a pasted command would boot it after a rebuild too.
+  const pvh = plan.kernel.pvhOf ? `# -kernel is the PVH vmlinux pmemlab took out of ${plan.kernel.pvhOf} as it is now: run --dry-run again after rebuilding it\n` : ''
+  return `${shellQuote(prepareArgv(plan))}\n${shellQuote([plan.qemu.binary, ...plan.qemu.argv])}\n# kernel command line: ${plan.qemu.kernelCmdline}\n${pvh}`
 }
 
 /** The nearest directory of path that exists (the state directory may not be made yet). */
@@ -337,13 +339,32 @@ export class LabSession {
   static async start(request: UpRequest): Promise<LabSession> {
     const plan = await planVm(request)
     announce(plan, request)
-    const {record, child} = await startVm(plan, request.mode)
-    const exitOf = watchExit(child)
+    // Handled from before QEMU starts: a signal while its record is being written (vm.json is
+    // there, startVm has not returned) would otherwise kill pmemlab with the VM's directory left.
+    let started: StartedVm | undefined
+    let pending: NodeJS.Signals | undefined
     const teardown = (signal: NodeJS.Signals) => {
-      log.warn(`${signal}: stopping ${record.name}`)
-      void stopVm(record, 0).finally(() => process.exit(ExitCode.interrupted))
+      if (!started) {
+        pending = signal
+        return
+      }
+      log.warn(`${signal}: stopping ${started.record.name}`)
+      void stopVm(started.record, 0).finally(() => process.exit(ExitCode.interrupted))
     }
     for (const signal of SIGNALS) process.on(signal, teardown)
+    try {
+      started = await startVm(plan, request.mode)
+    } catch (error) {
+      for (const signal of SIGNALS) process.off(signal, teardown)
+      if (pending) process.exit(ExitCode.interrupted)
+      throw error
+    }
+    const {record, child} = started
+    const exitOf = watchExit(child)
+    if (pending) {
+      teardown(pending)
+      return new Promise<never>(() => {}) // the teardown ends the process (130)
+    }
     try {
       const session = new LabSession(record, await waitForAgent(record, request.bootTimeoutMs, exitOf), exitOf)
       log.debug(`the guest agent of ${record.name} answers`)
