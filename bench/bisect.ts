@@ -126,7 +126,9 @@ try {
     await make('bzImage')
     const made = performance.now()
     const dir = await makeRawVmFiles(stateDir, vm, dry)
-    const [binary, ...argv] = dry.argv
+    // Where pmemlab boots the PVH vmlinux of the bzImage (a copy of c3's, at the dry run), by
+    // hand one boots the vmlinux make has just written: the same kernel, taken out by make.
+    const [binary, ...argv] = dry.argv.map((arg, i) => (dry.argv[i - 1] === '-kernel' && arg !== bzImage ? join(rawOut, 'vmlinux') : arg))
     const qemu = spawn(binary, argv, {stdio: 'ignore'})
     let agent: GuestAgent | undefined
     while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(200)))

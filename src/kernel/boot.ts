@@ -19,6 +19,8 @@ export interface BootKernel {
   initrd?: string
   /** root=, init= / rdinit=, and so on; the caller adds console=, memmap=, pmemlab.* ... */
   kernelArgs: string[]
+  /** When kernel is the PVH vmlinux pmemlab took out of a bzImage: that bzImage. */
+  pvhOf?: string
 }
 
 /**
@@ -89,7 +91,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
     // A kernel pmemlab built: by key, version or "latest".
     const {resolveBuiltKernel} = await import('./store.js')
     const built = await resolveBuiltKernel(spec)
-    if (built) return {spec, version: built.version, kernel: await entryPoint(built.kernel, built.version), kernelArgs: built.kernelArgs}
+    if (built) return {spec, version: built.version, ...(await entryPoint(built.kernel, built.version)), kernelArgs: built.kernelArgs}
   }
   if (!(await exists(path))) {
     throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls), debian:VERSION or the path of a bzImage')
@@ -98,7 +100,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
   return {
     spec,
     version: header.version,
-    kernel: await entryPoint(path, header.version ?? 'unknown'),
+    ...(await entryPoint(path, header.version ?? 'unknown')),
     kernelArgs: ['root=/dev/vda', 'rw', 'init=/sbin/pmemlab-init'],
   }
 }
@@ -151,7 +153,7 @@ async function distroKernel(): Promise<BootKernel> {
   const {version, kernel, modules} = await findDistroKernel()
   await readBootHeader(kernel)
   const initrd = await buildDistroInitramfs(version, modules)
-  return {spec: 'distro', version, kernel: await entryPoint(kernel, version), initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
+  return {spec: 'distro', version, ...(await entryPoint(kernel, version)), initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
 }
 
 /** Debian's prebuilt kernel: its modules, from the unpacked packages, go into the generated initramfs. */
@@ -164,9 +166,9 @@ async function debianKernel(spec: string): Promise<BootKernel> {
 }
 
 /** What QEMU is to load for BZIMAGE: its PVH vmlinux when it has a PVH entry, else the bzImage (always with PMEMLAB_NO_PVH=1). */
-async function entryPoint(bzImage: string, version: string): Promise<string> {
-  if (process.env.PMEMLAB_NO_PVH === '1') return bzImage
-  return (await pvhKernel(bzImage, version)) ?? bzImage
+async function entryPoint(bzImage: string, version: string): Promise<Pick<BootKernel, 'kernel' | 'pvhOf'>> {
+  const elf = process.env.PMEMLAB_NO_PVH === '1' ? undefined : await pvhKernel(bzImage, version)
+  return elf ? {kernel: elf, pvhOf: bzImage} : {kernel: bzImage}
 }
 
 /**
