@@ -42,7 +42,7 @@ const dryRun = async (kernel: string, name: string, env: NodeJS.ProcessEnv = bas
   JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, '--kernel', kernel, ...topology], env)) as DryRun
 const flag = (argv: string[], name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined)
 
-/** The raw argv of DRY, from QEMU's start until the guest agent has run `true`. */
+/** The raw argv of DRY (made for the VM NAME), from QEMU's start until the guest agent has run `true`. */
 async function timeRaw(dry: DryRun, name: string): Promise<number> {
   const dir = await makeRawVmFiles(stateDir, name, dry) // not timed
   const [binary, ...argv] = dry.argv
@@ -90,8 +90,8 @@ try {
     const variants: Array<{what: string; time: (i: number) => Promise<number>; ms: number[]}> = [
       {what: 'floor: the kernel alone, QEMU defaults', time: () => timeFloor(floorPlain, consoleLog), ms: []},
       {what: `floor with ${flag(now.argv, '-bios') ? 'qboot' : 'SeaBIOS'}, ${flag(now.argv, '-kernel') === bzImage ? 'bzImage' : 'PVH vmlinux'}`, time: () => timeFloor(floorQuick, consoleLog), ms: []},
-      {what: 'raw argv before (to agent exec)', time: (i) => timeRaw(before, `before${i}`), ms: []},
-      {what: 'raw argv now (to agent exec)', time: (i) => timeRaw(now, `now${i}`), ms: []},
+      {what: 'raw argv before (to agent exec)', time: () => timeRaw(before, 'before'), ms: []},
+      {what: 'raw argv now (to agent exec)', time: () => timeRaw(now, 'now'), ms: []},
       {what: 'pmemlab up --detach + exec', time: (i) => timePmemlab(kernel, `lab${i}`), ms: []},
     ]
     process.stderr.write(`kernel ${kernel}: ${bzImage}\n  now:    ${now.argv.join(' ')}\n  before: ${before.argv.join(' ')}\n`)
