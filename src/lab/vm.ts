@@ -297,7 +297,9 @@ export async function stopVm(record: VmRecord, timeoutMs = 20_000): Promise<Stop
       const qmp = await Qmp.connect(record.sockets.qmp, 3000).catch(() => undefined)
       await qmp?.execute('quit', undefined, 3000).catch(() => undefined)
       qmp?.close()
-      if (!(await waitForExit(record.pid, 5000, record.sockets.qmp))) {
+      // No QMP to tell (a QEMU stopped in its first moments has not opened it yet): kill it at
+      // once rather than wait 5 s for an exit nothing asked for.
+      if (!qmp || !(await waitForExit(record.pid, 5000, record.sockets.qmp))) {
         how = 'killed'
         signalProcess(record.pid, 'SIGKILL')
         await waitForExit(record.pid, 5000, record.sockets.qmp)
