@@ -34,6 +34,7 @@ import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro} from '../src/repro/schema.js'
 import {makeBisectTree} from '../test/e2e/bisect-tree.js'
 import {makeRawVmFiles, upFlags, type DryRun} from './raw-lab.js'
+import {median} from './stats.js'
 
 const {values} = parseArgs({options: {rounds: {type: 'string', default: '3'}}})
 const rounds = Number(values.rounds)
@@ -50,8 +51,6 @@ async function pmemlab(args: string[], allowed: number[] = [0]): Promise<{exitCo
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
-const median = (xs: number[]) => quantile(xs, 0.5)
 
 try {
   await mkdir(stateDir)

@@ -25,6 +25,7 @@ import {renderTable} from '../src/core/table.js'
 import {GuestAgent, Qmp} from '../src/lab/monitor.js'
 import {floorArgv, makeFloorInitramfs, timeFloor} from './floor.js'
 import {makeRawVmFiles, type DryRun} from './raw-lab.js'
+import {median} from './stats.js'
 
 const {values} = parseArgs({options: {runs: {type: 'string', default: '7'}, kernels: {type: 'string', default: 'distro,latest'}}})
 const runs = Number(values.runs)
@@ -71,8 +72,6 @@ async function timePmemlab(kernel: string, name: string): Promise<number> {
   return elapsed
 }
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
-const median = (xs: number[]) => quantile(xs, 0.5)
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 
 try {

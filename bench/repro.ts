@@ -17,6 +17,7 @@ import {renderTable} from '../src/core/table.js'
 import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro, type ReproPlan} from '../src/repro/schema.js'
 import {upFlags} from './raw-lab.js'
+import {median, quantile} from './stats.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const {values} = parseArgs({
@@ -61,8 +62,6 @@ async function timeByHand(plan: ReproPlan, name: string): Promise<{ms: number; e
   return {ms: performance.now() - start, exitCode}
 }
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]
-const median = (xs: number[]) => quantile(xs, 0.5)
 try {
   const plan = parseRepro(await readFile(file, 'utf8'), file)
   if (plan.image) throw new Error(`${file} names an image: this benchmark drives the default image only`)
