@@ -91,7 +91,7 @@ export async function resolveKernel(spec: string): Promise<BootKernel> {
     // A kernel pmemlab built: by key, version or "latest".
     const {resolveBuiltKernel} = await import('./store.js')
     const built = await resolveBuiltKernel(spec)
-    if (built) return {spec, version: built.version, ...(await entryPoint(built.kernel, built.version)), kernelArgs: built.kernelArgs}
+    if (built) return {spec, version: built.version, ...(await entryPoint(built.kernel, built.version, built.pvh)), kernelArgs: built.kernelArgs}
   }
   if (!(await exists(path))) {
     throw notFound(`kernel "${spec}" not found`, 'pass --kernel distro, a built kernel (latest, a version or key from pmemlab kernel ls), debian:VERSION or the path of a bzImage')
@@ -165,9 +165,12 @@ async function debianKernel(spec: string): Promise<BootKernel> {
   return {spec, version: debian.abi, kernel, initrd, kernelArgs: ['rdinit=/init', 'root=/dev/vda']}
 }
 
-/** What QEMU is to load for BZIMAGE: its PVH vmlinux when it has a PVH entry, else the bzImage (always with PMEMLAB_NO_PVH=1). */
-async function entryPoint(bzImage: string, version: string): Promise<Pick<BootKernel, 'kernel' | 'pvhOf'>> {
-  const elf = process.env.PMEMLAB_NO_PVH === '1' ? undefined : await pvhKernel(bzImage, version)
+/**
+ * What QEMU is to load for BZIMAGE: its PVH vmlinux when it has a PVH entry (the one its build
+ * kept, else one taken out of it here), else the bzImage (always with PMEMLAB_NO_PVH=1).
+ */
+async function entryPoint(bzImage: string, version: string, keptPvh?: string): Promise<Pick<BootKernel, 'kernel' | 'pvhOf'>> {
+  const elf = process.env.PMEMLAB_NO_PVH === '1' ? undefined : (keptPvh ?? (await pvhKernel(bzImage, version)))
   return elf ? {kernel: elf, pvhOf: bzImage} : {kernel: bzImage}
 }
 

@@ -34,6 +34,7 @@ import {buildDir, cacheDir, kernelsDir} from '../core/paths.js'
 import {canAccess as exists} from '../core/which.js'
 import {configureKernel, fragmentsForSource, loadFragments} from './configure.js'
 import {configureDigestOf} from './configure-reuse.js'
+import {hasPvhNote} from './pvh.js'
 import {explain, explainDrop, type Explanation} from './kconfig/explain.js'
 import {parseDotConfig} from './kconfig/merge.js'
 import {computeKey, makefileVersion, sha256, type KernelBase} from './key.js'
@@ -124,6 +125,27 @@ export function hostArch(): string {
  */
 export function keepsVmlinux(debug: boolean, finalConfig: string): boolean {
   return debug || parseDotConfig(finalConfig).get('DEBUG_INFO') === 'y'
+}
+
+/** The entry's copy of the kernel's PVH vmlinux, which QEMU boots without decompressing (see pvh.ts). */
+export const PVH_FILE = 'vmlinux.pvh'
+
+/**
+ * Copies the stripped vmlinux make packed into the bzImage (arch/x86/boot/compressed/vmlinux.bin)
+ * into the entry when it has a PVH entry point, so that booting a new build does not decompress
+ * its bzImage on the host first (about 1 s per bisect step under load). False when there is none.
+ */
+export async function keepPvhVmlinux(outDir: string, entryDir: string): Promise<boolean> {
+  const made = join(outDir, 'arch', 'x86', 'boot', 'compressed', 'vmlinux.bin')
+  let elf: Buffer
+  try {
+    elf = await readFile(made)
+  } catch {
+    return false // a kernel tree that lays the build out otherwise: the bzImage is taken apart at boot instead
+  }
+  if (!hasPvhNote(elf)) return false
+  await writeFile(join(entryDir, PVH_FILE), elf)
+  return true
 }
 
 /** Where a kernel build writes (sources, make's O= tree, the entry): all in the cache. */
@@ -221,6 +243,7 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
       await copyFile(join(outDir, 'System.map'), join(tempEntry, 'System.map')).catch(() => undefined)
       const vmlinux = keepsVmlinux(request.debug === true, finalConfig)
       if (vmlinux) await copyFile(join(outDir, 'vmlinux'), join(tempEntry, 'vmlinux'))
+      const pvh = await keepPvhVmlinux(outDir, tempEntry)
       // The entry keeps the patches it was built with, to explain the kernel and build it again.
       const patchList = patchRecords(patches)
       if (patchList.length > 0) await mkdir(join(tempEntry, 'patches'))
@@ -245,9 +268,9 @@ export async function buildKernel(request: BuildRequest): Promise<BuildResult> {
         objects,
         timings: {fetchMs: prepared.fetchMs, extractMs: versionExtractMs + extractMs, configureMs, buildMs, totalMs: Date.now() - started},
         createdAt: new Date().toISOString(),
-        files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(vmlinux ? {vmlinux: 'vmlinux'} : {})},
+        files: {kernel: 'bzImage', config: '.config', log: 'build.log', systemMap: 'System.map', ...(vmlinux ? {vmlinux: 'vmlinux'} : {}), ...(pvh ? {pvh: PVH_FILE} : {})},
         // Checked whenever the entry is used: a truncated bzImage is refused, never booted.
-        artifacts: await stampFiles(tempEntry, ['bzImage', '.config', 'System.map', ...(vmlinux ? ['vmlinux'] : [])]),
+        artifacts: await stampFiles(tempEntry, ['bzImage', '.config', 'System.map', ...(vmlinux ? ['vmlinux'] : []), ...(pvh ? [PVH_FILE] : [])]),
       }
       await writeFile(join(tempEntry, 'build.json'), `${JSON.stringify(build, null, 2)}\n`)
       interrupt.check()

@@ -53,7 +53,7 @@ const buildJsonSchema = z
     objects: z.number(),
     timings: z.object({fetchMs: z.number(), extractMs: z.number(), configureMs: z.number(), buildMs: z.number(), totalMs: z.number()}),
     createdAt: z.string(),
-    files: z.object({kernel: z.string(), config: z.string(), log: z.string(), systemMap: z.string().optional(), vmlinux: z.string().optional()}),
+    files: z.object({kernel: z.string(), config: z.string(), log: z.string(), systemMap: z.string().optional(), vmlinux: z.string().optional(), pvh: z.string().optional()}),
     /** Size and sample digest of each file when it was built (core/artifact.ts); older entries have none. */
     artifacts: z.record(z.object({bytes: z.number(), sample: z.string()})).optional(),
   })
@@ -158,11 +158,12 @@ export async function findOne(spec: string): Promise<KernelEntry | undefined> {
  */
 export async function resolveBuiltKernel(
   spec: string,
-): Promise<{spec: string; version: string; key: string; kernel: string; kernelArgs: string[]; buildJson: string} | undefined> {
+): Promise<{spec: string; version: string; key: string; kernel: string; pvh?: string; kernelArgs: string[]; buildJson: string} | undefined> {
   const entry = await findOne(spec)
   if (!entry) return undefined
   if (entry.damage) throw damagedKernel(entry)
-  return {spec, version: entry.build.kernelVersion, key: entry.key, kernel: entry.kernel, kernelArgs: [...KERNEL_ARGS], buildJson: join(entry.dir, 'build.json')}
+  const pvh = entry.build.files.pvh ? {pvh: join(entry.dir, entry.build.files.pvh)} : {}
+  return {spec, version: entry.build.kernelVersion, key: entry.key, kernel: entry.kernel, ...pvh, kernelArgs: [...KERNEL_ARGS], buildJson: join(entry.dir, 'build.json')}
 }
 
 /** The one line for a damaged entry: which file, what is wrong, and the fix. */

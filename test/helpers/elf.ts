@@ -74,3 +74,22 @@ export async function withFixture(body: (dir: string) => Promise<void>): Promise
     {unsafeCleanup: true, prefix: 'pmemlab-stacktrace-'},
   )
 }
+
+/** A minimal ELF64 whose one PT_NOTE holds the note NAME/TYPE (Xen/18: a PVH entry point). */
+export function elfWithNote(name: string, type: number): Buffer {
+  const elf = Buffer.alloc(200)
+  elf.write('\x7fELF', 0, 'latin1')
+  elf[4] = 2 // 64-bit
+  elf[5] = 1 // little-endian
+  elf.writeBigUInt64LE(64n, 0x20) // e_phoff
+  elf.writeUInt16LE(56, 0x36) // e_phentsize
+  elf.writeUInt16LE(1, 0x38) // e_phnum
+  elf.writeUInt32LE(4, 64) // PT_NOTE
+  elf.writeBigUInt64LE(120n, 64 + 8) // p_offset
+  elf.writeBigUInt64LE(24n, 64 + 32) // p_filesz
+  elf.writeUInt32LE(4, 120) // namesz
+  elf.writeUInt32LE(4, 124) // descsz
+  elf.writeUInt32LE(type, 128)
+  elf.write(`${name}\0`, 132, 'latin1')
+  return elf
+}

@@ -34,6 +34,8 @@ for target in $targets; do
       mkdir -p "$out/arch/x86/boot"
       echo "  CC      init/version.o"
       cp "$src/version.c" "$out/arch/x86/boot/bzImage"
+      # The stripped vmlinux kbuild packs into the bzImage: the tree's vmlinux.bin, when it has one.
+      if [ -e "$src/vmlinux.bin" ]; then mkdir -p "$out/arch/x86/boot/compressed"; cp "$src/vmlinux.bin" "$out/arch/x86/boot/compressed/vmlinux.bin"; fi
       echo "ffffffff81000000 T _text" >"$out/System.map"
       cat "$src/version.c" >"$out/built-from"
       ;;

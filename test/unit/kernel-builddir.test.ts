@@ -7,6 +7,8 @@ import {withDir} from 'tmp-promise'
 import {ExitCode, PmemlabError} from '../../src/core/errors.js'
 import {buildKernel, pinnedBuildDirProblem, REPRODUCIBLE_MAKE_VARS} from '../../src/kernel/build.js'
 import {configureDigest, isKconfigInput} from '../../src/kernel/configure-reuse.js'
+import {resolveKernel} from '../../src/kernel/boot.js'
+import {elfWithNote} from '../helpers/elf.js'
 import {withEnv} from './env.js'
 import {fixture} from './fake-kbuild.js'
 
@@ -125,6 +127,38 @@ describe('a pinned build directory (make O=, kept between builds)', () => {
           await commit('fifth')
           await build(['CONFIG_LOCALVERSION="-e2e"'])
           assert.deepEqual(await targets(), ['bzImage'])
+        })
+      },
+      {unsafeCleanup: true},
+    ))
+})
+
+describe('the PVH vmlinux of a built kernel', () => {
+  test('is kept from the build when it has a PVH entry and boots in place of the bzImage; without one the bzImage boots', () =>
+    withDir(
+      async ({path: dir}) => {
+        const {tree, commit, env} = await fixture(dir)
+        await withEnv(env, async () => {
+          const pvhElf = elfWithNote('Xen', 18)
+          await writeFile(join(tree, 'vmlinux.bin'), pvhElf)
+          await commit('with-pvh')
+          const withPvh = await buildKernel({source: {kind: 'tree', dir: tree}, jobs: 1})
+          assert.equal(withPvh.build.files.pvh, 'vmlinux.pvh')
+          assert.deepEqual(await readFile(join(withPvh.dir, 'vmlinux.pvh')), pvhElf)
+          assert.ok(withPvh.build.artifacts?.['vmlinux.pvh'], 'the copy is stamped like the other files, so damage to it is seen')
+          const booted = await resolveKernel(withPvh.key)
+          assert.equal(booted.kernel, join(withPvh.dir, 'vmlinux.pvh'))
+          assert.equal(booted.pvhOf, withPvh.kernel)
+          await withEnv({PMEMLAB_NO_PVH: '1'}, async () => assert.equal((await resolveKernel(withPvh.key)).kernel, withPvh.kernel, 'PMEMLAB_NO_PVH=1 boots the bzImage'))
+
+          await writeFile(join(tree, 'vmlinux.bin'), elfWithNote('Xen', 17))
+          await commit('without-pvh')
+          const withoutPvh = await buildKernel({source: {kind: 'tree', dir: tree}, jobs: 1})
+          assert.equal(withoutPvh.build.files.pvh, undefined)
+          assert.deepEqual((await readdir(withoutPvh.dir)).filter((name) => name.includes('vmlinux')), [])
+          const plain = await resolveKernel(withoutPvh.key)
+          assert.equal(plain.kernel, withoutPvh.kernel, 'no PVH entry: the bzImage boots')
+          assert.equal(plain.pvhOf, undefined)
         })
       },
       {unsafeCleanup: true},

@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
 import {PmemlabError} from '../../src/core/errors.js'
+import {elfWithNote} from '../helpers/elf.js'
 import {bzImagePayload, compareVersions, findDistroKernel, hasPvhNote, isStaticElf, readBootHeader, resolveKernel} from '../../src/kernel/boot.js'
 
 test('compareVersions sorts kernel versions like sort -V', () => {
@@ -94,24 +95,6 @@ test('bzImagePayload finds the xz-compressed kernel of a Debian bzImage', {skip:
   assert.equal(payload.subarray(0, 6).toString('latin1'), '\xfd7zXZ\0')
   assert.equal(bzImagePayload(Buffer.from('not a kernel')), undefined)
 })
-
-function elfWithNote(name: string, type: number): Buffer {
-  const elf = Buffer.alloc(200)
-  elf.write('\x7fELF', 0, 'latin1')
-  elf[4] = 2 // 64-bit
-  elf[5] = 1 // little-endian
-  elf.writeBigUInt64LE(64n, 0x20) // e_phoff
-  elf.writeUInt16LE(56, 0x36) // e_phentsize
-  elf.writeUInt16LE(1, 0x38) // e_phnum
-  elf.writeUInt32LE(4, 64) // PT_NOTE
-  elf.writeBigUInt64LE(120n, 64 + 8) // p_offset
-  elf.writeBigUInt64LE(24n, 64 + 32) // p_filesz
-  elf.writeUInt32LE(4, 120) // namesz
-  elf.writeUInt32LE(4, 124) // descsz
-  elf.writeUInt32LE(type, 128)
-  elf.write(`${name}\0`, 132, 'latin1')
-  return elf
-}
 
 test('hasPvhNote looks for the Xen PHYS32_ENTRY note', () => {
   assert.equal(hasPvhNote(elfWithNote('Xen', 18)), true)
