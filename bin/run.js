@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-// oclif's subpath entry points, here and in src/: its package index also loads ~50 modules
-// (semver among them) that no pmemlab command uses, and every start would pay for them.
-import {execute} from '@oclif/core/execute'
+// up and exec, when their arguments are plain, run without oclif (see src/cli/fast.ts): scripts
+// call them in loops and oclif's start costs about a quarter of a second each time.
+import {runFast} from '../dist/src/cli/fast.js'
 
-await execute({dir: import.meta.url})
+if (!(await runFast(process.argv.slice(2)))) {
+  // oclif's subpath entry points, here and in src/: its package index also loads ~50 modules
+  // (semver among them) that no pmemlab command uses, and every start would pay for them.
+  const {execute} = await import('@oclif/core/execute')
+  await execute({dir: import.meta.url})
+}

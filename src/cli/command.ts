@@ -3,6 +3,8 @@ import * as Errors from '@oclif/core/errors'
 import * as Flags from '@oclif/core/flags'
 import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log, setVerbose} from '../core/log.js'
+import {printJson, reportPmemlabError, reportUnexpectedError} from './output.js'
+import {VERBOSE_FLAG} from './lab-flag-table.js'
 
 /**
  * Shared behaviour of every pmemlab command: --verbose, and errors shown as one line on stderr
@@ -10,7 +12,7 @@ import {log, setVerbose} from '../core/log.js'
  */
 export abstract class PmemlabCommand extends Command {
   static override baseFlags = {
-    verbose: Flags.boolean({char: 'v', description: 'echo every external command and show more progress', helpGroup: 'GLOBAL'}),
+    verbose: Flags.boolean({char: 'v', description: VERBOSE_FLAG.description, helpGroup: 'GLOBAL'}),
   }
 
   protected override async init(): Promise<void> {
@@ -20,13 +22,7 @@ export abstract class PmemlabCommand extends Command {
 
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
     if (error instanceof PmemlabError) {
-      process.exitCode = error.exitCode
-      // A lab interrupt was already announced by its signal handler (an empty message): no stray
-      // error line after it. Other interrupts (a kernel build's) say what was kept.
-      if (error.exitCode === ExitCode.interrupted && error.message === '') return
-      log.error(error.oneLine())
-      for (const line of error.details) process.stderr.write(`  | ${line}\n`)
-      process.exitCode = error.exitCode
+      reportPmemlabError(error)
       return
     }
     if (error instanceof Errors.ExitError) {
@@ -39,12 +35,11 @@ export abstract class PmemlabCommand extends Command {
       process.exitCode = ExitCode.usage
       return
     }
-    log.error(`${error.message}${process.env.PMEMLAB_VERBOSE === '1' ? `\n${error.stack}` : ''}`)
-    process.exitCode = ExitCode.failure
+    reportUnexpectedError(error)
   }
 
   /** One JSON document on stdout. */
   protected printJson(value: unknown): void {
-    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+    printJson(value)
   }
 }

@@ -1,8 +1,8 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../cli/command.js'
-import {usageError} from '../core/errors.js'
-import {execInVm} from '../lab/guest.js'
+import {EXEC_FLAG_TABLE} from '../cli/lab-flag-table.js'
+import {runExec} from '../cli/lab-commands.js'
 
 export default class Exec extends PmemlabCommand {
   static override summary = 'Run a command in a VM through its guest agent'
@@ -11,13 +11,11 @@ export default class Exec extends PmemlabCommand {
   static override strict = false
   static override args = {name: Args.string({description: 'VM name', required: true})}
   static override flags = {
-    timeout: Flags.integer({description: 'kill the guest command after this many seconds'}),
+    timeout: Flags.integer({description: EXEC_FLAG_TABLE.timeout.description}),
   }
 
   async run(): Promise<void> {
     const {args, argv, flags} = await this.parse(Exec)
-    const command = (argv as string[]).slice(1).filter((a, i) => !(i === 0 && a === '--'))
-    if (command.length === 0) throw usageError('no command given', `write it after "--": pmemlab exec ${args.name} -- ls /dev`)
-    process.exitCode = await execInVm(args.name, command, flags.timeout ? flags.timeout * 1000 : undefined)
+    await runExec(args.name, (argv as string[]).slice(1).filter((a, i) => !(i === 0 && a === '--')), flags.timeout)
   }
 }

@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags'
 import {PmemlabCommand} from '../cli/command.js'
 import {labFlags, labRequest} from '../cli/flags.js'
-import {dryRunText, planVm, prepareArgv, up, type UpRequest} from '../lab/vm.js'
+import {UP_FLAG_TABLE as up} from '../cli/lab-flag-table.js'
+import {runUp} from '../cli/lab-commands.js'
 
 export default class Up extends PmemlabCommand {
   static override summary = 'Boot a disposable VM with persistent memory'
@@ -20,35 +21,16 @@ Default topology when no --memmap/--nvdimm/--virtio-pmem is given: one 256M memm
 
   static override flags = {
     ...labFlags,
-    name: Flags.string({description: 'VM name (default: lab-XXXX)'}),
-    detach: Flags.boolean({description: 'return once the guest agent answers; stop it later with pmemlab down'}),
-    'dry-run': Flags.boolean({description: 'print the exact QEMU command and kernel command line; start nothing'}),
-    json: Flags.boolean({description: 'print one JSON document (with --detach or --dry-run)'}),
+    name: Flags.string({description: up.name.description}),
+    detach: Flags.boolean({description: up.detach.description}),
+    'dry-run': Flags.boolean({description: up['dry-run'].description}),
+    json: Flags.boolean({description: up.json.description}),
   }
 
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(Up)
     const command = (argv as string[]).filter((a) => a !== '--')
-    const request: UpRequest = {
-      ...labRequest(flags),
-      name: flags.name,
-      mode: flags.detach ? 'detached' : command.length > 0 ? 'command' : 'interactive',
-      command,
-    }
-    if (flags['dry-run']) {
-      const plan = await planVm(request, {dryRun: true})
-      if (flags.json) this.printJson({name: plan.name, accel: plan.accel, sockets: plan.qemu.sockets, prepare: prepareArgv(plan), argv: [plan.qemu.binary, ...plan.qemu.argv], kernelCmdline: plan.qemu.kernelCmdline, layout: plan.layout, devices: plan.devices})
-      else process.stdout.write(dryRunText(plan))
-      return
-    }
-    const {record, exitCode} = await up(request)
-    if (request.mode === 'detached') {
-      if (flags.json) {
-        this.printJson({name: record.name, pid: record.pid, accel: record.accel, sockets: record.sockets, consoleLog: record.consoleLog, devices: record.devices, argv: record.argv, kernelCmdline: record.kernelCmdline})
-      } else {
-        process.stdout.write(`${record.name}\n`)
-      }
-    }
-    process.exitCode = exitCode
+    const mode = flags.detach ? 'detached' : command.length > 0 ? 'command' : 'interactive'
+    await runUp({...labRequest(flags), name: flags.name, mode, command}, {dryRun: flags['dry-run'], json: flags.json})
   }
 }

@@ -42,6 +42,9 @@ describe('bad input and the doctor', {timeout: 300_000}, () => {
       assert.match(lines[0], refusal.message)
       assert.deepEqual(await lab.vmDirs(), [])
       assert.deepEqual(await lab.qemuProcesses(), [])
+      // up and exec start without oclif when they can (src/cli/fast.ts): oclif says the same.
+      const throughOclif = await lab.pmemlab(refusal.args, {env: {...refusal.env, PMEMLAB_NO_FAST_START: '1'}})
+      assert.deepEqual([throughOclif.exitCode, throughOclif.stdout, throughOclif.stderr], [result.exitCode, result.stdout, result.stderr])
     })
   }
 
@@ -94,5 +97,9 @@ describe('bad input and the doctor', {timeout: 300_000}, () => {
     assert.equal(plan.argv[plan.argv.indexOf('-append') + 1], plan.kernelCmdline)
     assert.match(plan.argv[plan.argv.indexOf('-machine') + 1], /^q35,nvdimm=on,max-ram-below-4g=/)
     assert.deepEqual(await lab.vmDirs(), [])
+    // The fast start (no oclif) and oclif print the same plan.
+    const oclif = {env: {PMEMLAB_NO_FAST_START: '1'}}
+    assert.equal((await lab.pmemlab(['up', '--dry-run', '--name', 'dry', '--memmap', '512M', '--nvdimm', '256M', '--virtio-pmem', '256M'], oclif)).stdout, text.stdout)
+    assert.equal((await lab.pmemlab(['up', '--dry-run', '--json', '--name', 'dry', '--machine', 'q35'], oclif)).stdout, json.stdout)
   })
 })
