@@ -7,7 +7,8 @@
  *   - the raw argv before: what `up --dry-run` prints with PMEMLAB_PLAIN_BOOT=1 (and for a built
  *     kernel PMEMLAB_NO_PVH=1), booted until the guest agent runs `true`;
  *   - the raw argv now: what `up --dry-run` prints, booted the same way;
- *   - pmemlab: `up --detach` then `exec -- true`, two CLI starts included.
+ *   - pmemlab: `up --detach` then `exec -- true`, two CLI starts included, and within it the
+ *     time until `up --detach` returned: the lab is ready, its agent answers.
  * Each round runs every variant once, in an order that rotates, so machine noise hits all alike;
  * the figures are medians and the ratios are ratios of medians.
  *
@@ -62,10 +63,11 @@ async function timeRaw(dry: DryRun, name: string): Promise<number> {
   return elapsed
 }
 
-/** up --detach, then exec -- true (two CLI starts are in the time). */
-async function timePmemlab(kernel: string, name: string): Promise<number> {
+/** up --detach, then exec -- true (two CLI starts are in the time); READY gets the time until up returned (the lab is ready: its agent answers). */
+async function timePmemlab(kernel: string, name: string, ready: number[]): Promise<number> {
   const start = performance.now()
   await pmemlab(['up', '--detach', '--name', name, '--kernel', kernel, ...topology])
+  ready.push(performance.now() - start)
   await pmemlab(['exec', name, '--', 'true'])
   const elapsed = performance.now() - start
   await pmemlab(['down', name])
@@ -86,12 +88,13 @@ try {
     const consoleLog = join(work, 'floor.log')
     const floorPlain = floorArgv(before.argv, {kernel: bzImage}, initrd, consoleLog)
     const floorQuick = floorArgv(now.argv, {kernel: flag(now.argv, '-kernel')!, bios: flag(now.argv, '-bios')}, initrd, consoleLog)
+    const readyMs: number[] = []
     const variants: Array<{what: string; time: (i: number) => Promise<number>; ms: number[]}> = [
       {what: 'floor: the kernel alone, QEMU defaults', time: () => timeFloor(floorPlain, consoleLog), ms: []},
       {what: `floor with ${flag(now.argv, '-bios') ? 'qboot' : 'SeaBIOS'}, ${flag(now.argv, '-kernel') === bzImage ? 'bzImage' : 'PVH vmlinux'}`, time: () => timeFloor(floorQuick, consoleLog), ms: []},
       {what: 'raw argv before (to agent exec)', time: () => timeRaw(before, 'before'), ms: []},
       {what: 'raw argv now (to agent exec)', time: () => timeRaw(now, 'now'), ms: []},
-      {what: 'pmemlab up --detach + exec', time: (i) => timePmemlab(kernel, `lab${i}`), ms: []},
+      {what: 'pmemlab up --detach + exec', time: (i) => timePmemlab(kernel, `lab${i}`, readyMs), ms: []},
     ]
     process.stderr.write(`kernel ${kernel}: ${bzImage}\n  now:    ${now.argv.join(' ')}\n  before: ${before.argv.join(' ')}\n`)
     for (let i = 0; i < runs; i++) {
@@ -104,15 +107,18 @@ try {
     }
     const floor = median(variants[0].ms)
     const [, , rawBefore, rawNow, ours] = variants.map((v) => median(v.ms))
+    const ready = median(readyMs)
+    // The lab is ready when up --detach returns (its agent answers): timed inside pmemlab's rounds.
+    const rows = [...variants, {what: '  of which up --detach (lab ready)', ms: readyMs}]
     process.stdout.write(`\nkernel ${kernel} (${runs} runs each, TCG: ${now.argv.includes('tcg')})\n`)
     process.stdout.write(
       renderTable(
         ['what', 'median', 'min', 'max', 'x floor'],
-        variants.map((v) => [v.what, s(median(v.ms)), s(Math.min(...v.ms)), s(Math.max(...v.ms)), `${(median(v.ms) / floor).toFixed(2)}x`]),
+        rows.map((v) => [v.what, s(median(v.ms)), s(Math.min(...v.ms)), s(Math.max(...v.ms)), `${(median(v.ms) / floor).toFixed(2)}x`]),
       ),
     )
     process.stdout.write(
-      `lab ready through pmemlab / floor: ${(ours / floor).toFixed(3)}x (target for a built kernel: within 1.3x); raw argv now / floor: ${(rawNow / floor).toFixed(3)}x\n` +
+      `lab ready (up --detach) / floor: ${(ready / floor).toFixed(3)}x (target for a built kernel: within 1.3x); up --detach + exec / floor: ${(ours / floor).toFixed(3)}x; raw argv now / floor: ${(rawNow / floor).toFixed(3)}x\n` +
         `pmemlab / its raw argv now: ${(ours / rawNow).toFixed(3)}x (target: within 1.10x); raw argv now / before: ${(rawNow / rawBefore).toFixed(3)}x\n`,
     )
   }
