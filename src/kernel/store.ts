@@ -67,20 +67,24 @@ export type BuildJson = z.infer<typeof buildJsonSchema>
  * A stat and two 64 KiB reads per file: cheap enough for every boot.
  */
 export async function inspectEntry(dir: string): Promise<{build: BuildJson; damage?: string} | undefined> {
-  let build: BuildJson
-  try {
-    const parsed = buildJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')))
-    if (!parsed.success) return undefined
-    build = parsed.data
-  } catch {
-    return undefined
-  }
-  if (!(await exists(join(dir, build.files.kernel)))) return undefined
+  const build = await readBuildJson(dir)
+  if (!build) return undefined
   for (const [name, recorded] of Object.entries(build.artifacts ?? {})) {
     const damage = await checkArtifact(join(dir, name), recorded)
     if (damage) return {build, damage}
   }
   return {build}
+}
+
+/** An entry's build.json when the entry is complete (its kernel is there), unchecked otherwise. */
+async function readBuildJson(dir: string): Promise<BuildJson | undefined> {
+  try {
+    const parsed = buildJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')))
+    if (!parsed.success || !(await exists(join(dir, parsed.data.files.kernel)))) return undefined
+    return parsed.data
+  } catch {
+    return undefined
+  }
 }
 
 /** An entry's build.json when the entry is complete and intact, else undefined (a build replaces it). */
@@ -101,16 +105,30 @@ export interface KernelEntry {
 
 /** Every complete entry, newest first, damaged ones included (with their damage). */
 export async function listKernels(): Promise<KernelEntry[]> {
-  const entries: KernelEntry[] = []
+  return Promise.all((await listBuilds()).map(({dir}) => describeEntry(dir))).then((entries) => entries.filter((entry) => entry !== undefined))
+}
+
+/**
+ * Every entry's build.json, newest first, without checking its files or measuring it: what
+ * choosing one entry needs (a bisect leaves dozens, and every boot chooses one).
+ */
+async function listBuilds(): Promise<Array<{dir: string; build: BuildJson}>> {
+  const builds: Array<{dir: string; build: BuildJson}> = []
   for (const name of await readdir(kernelsDir()).catch(() => [] as string[])) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue
     const dir = join(kernelsDir(), name)
-    const found = await inspectEntry(dir)
-    if (!found || found.build.key !== name) continue
-    const {build, damage} = found
-    entries.push({key: name, dir, kernel: join(dir, build.files.kernel), bytes: await directorySize(dir), build, ...(damage ? {damage} : {})})
+    const build = await readBuildJson(dir)
+    if (build?.key === name) builds.push({dir, build})
   }
-  return entries.sort((a, b) => b.build.createdAt.localeCompare(a.build.createdAt) || a.key.localeCompare(b.key))
+  return builds.sort((a, b) => b.build.createdAt.localeCompare(a.build.createdAt) || a.build.key.localeCompare(b.build.key))
+}
+
+/** The entry in DIR with its files checked and its size, or undefined when it is incomplete. */
+async function describeEntry(dir: string): Promise<KernelEntry | undefined> {
+  const found = await inspectEntry(dir)
+  if (!found) return undefined
+  const {build, damage} = found
+  return {key: build.key, dir, kernel: join(dir, build.files.kernel), bytes: await directorySize(dir), build, ...(damage ? {damage} : {})}
 }
 
 export type SpecForm = 'latest' | 'key' | 'version'
@@ -131,10 +149,12 @@ function versionMatches(build: BuildJson, version: string): boolean {
 async function matchEntries(spec: string): Promise<{form: SpecForm; matches: KernelEntry[]} | undefined> {
   const form = specForm(spec)
   if (!form) return undefined
-  const entries = await listKernels()
-  if (form === 'latest') return {form, matches: entries.slice(0, 1)}
-  if (form === 'key') return {form, matches: entries.filter((e) => e.key.startsWith(spec))}
-  return {form, matches: entries.filter((e) => versionMatches(e.build, spec)).slice(0, 1)}
+  const builds = await listBuilds()
+  const chosen =
+    form === 'latest' ? builds.slice(0, 1) : form === 'key' ? builds.filter(({build}) => build.key.startsWith(spec)) : builds.filter(({build}) => versionMatches(build, spec)).slice(0, 1)
+  // Only the chosen entries have their files checked (and a damaged one is still chosen: it is refused by name, never skipped).
+  const matches = await Promise.all(chosen.map(({dir}) => describeEntry(dir)))
+  return {form, matches: matches.filter((entry) => entry !== undefined)}
 }
 
 
