@@ -26,14 +26,13 @@ import {execa} from 'execa'
 import type {BisectReport} from '../src/bisect/report.js'
 import type {StepRecord} from '../src/bisect/state.js'
 import {kernelsDir} from '../src/core/paths.js'
-import {sleep} from '../src/core/process.js'
 import {renderTable} from '../src/core/table.js'
 import {REPRODUCIBLE_MAKE_VARS} from '../src/kernel/build.js'
-import {GuestAgent, Qmp} from '../src/lab/monitor.js'
+import {Qmp} from '../src/lab/monitor.js'
 import {preparationCommands} from '../src/repro/prepare.js'
 import {parseRepro} from '../src/repro/schema.js'
 import {makeBisectTree} from '../test/e2e/bisect-tree.js'
-import {makeRawVmFiles, upFlags, type DryRun} from './raw-lab.js'
+import {makeRawVmFiles, waitForRawAgent, upFlags, type DryRun} from './raw-lab.js'
 import {median} from './stats.js'
 
 const {values} = parseArgs({options: {rounds: {type: 'string', default: '3'}}})
@@ -129,8 +128,7 @@ try {
     // hand one boots the vmlinux make has just written: the same kernel, taken out by make.
     const [binary, ...argv] = dry.argv.map((arg, i) => (dry.argv[i - 1] === '-kernel' && arg !== bzImage ? join(rawOut, 'vmlinux') : arg))
     const qemu = spawn(binary, argv, {stdio: 'ignore'})
-    let agent: GuestAgent | undefined
-    while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(200)))
+    const agent = await waitForRawAgent(join(dir, 'qga.sock'))
     for (const {argv: prepare} of preparationCommands(plan.prepare)) {
       const prepared = await agent.run(prepare, 120_000)
       if (prepared.exitCode !== 0) throw new Error(`by hand: ${prepare.join(' ')} failed: ${prepared.stderr}`)

@@ -21,11 +21,10 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {execa} from 'execa'
-import {sleep} from '../src/core/process.js'
 import {renderTable} from '../src/core/table.js'
-import {GuestAgent, Qmp} from '../src/lab/monitor.js'
+import {Qmp} from '../src/lab/monitor.js'
 import {floorArgv, makeFloorInitramfs, timeFloor} from './floor.js'
-import {makeRawVmFiles, type DryRun} from './raw-lab.js'
+import {makeRawVmFiles, waitForRawAgent, type DryRun} from './raw-lab.js'
 import {median} from './stats.js'
 
 const {values} = parseArgs({options: {runs: {type: 'string', default: '7'}, kernels: {type: 'string', default: 'distro,latest'}}})
@@ -50,8 +49,7 @@ async function timeRaw(dry: DryRun, name: string): Promise<number> {
   const [binary, ...argv] = dry.argv
   const start = performance.now()
   const qemu = spawn(binary, argv, {stdio: 'ignore'})
-  let agent: GuestAgent | undefined
-  while (!agent) agent = await GuestAgent.connect(join(dir, 'qga.sock'), 2000).catch(async () => void (await sleep(100)))
+  const agent = await waitForRawAgent(join(dir, 'qga.sock'))
   const result = await agent.run(['true'])
   const elapsed = performance.now() - start
   if (result.exitCode !== 0) throw new Error('raw boot: guest command failed')

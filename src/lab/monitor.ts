@@ -150,18 +150,33 @@ export class GuestAgent {
    * Connects and synchronises. qemu-ga keeps no per-client state, and a reply meant for an earlier
    * client may still be in the pipe: guest-sync-delimited with a fresh id skips past it.
    */
-  static async connect(path: string, timeoutMs = 5000): Promise<GuestAgent> {
+  static async connect(path: string, timeoutMs = 5000, options: {resyncMs?: number} = {}): Promise<GuestAgent> {
     const socket = await JsonLineSocket.open(path, timeoutMs)
     const agent = new GuestAgent(socket)
-    const id = randomInt(1, 2 ** 31)
-    socket.send({execute: 'guest-sync-delimited', arguments: {id}})
+    let id = 0
+    const sync = () => {
+      id = randomInt(1, 2 ** 31)
+      socket.send({execute: 'guest-sync-delimited', arguments: {id}})
+    }
+    sync()
+    // While a guest boots, the request waits in the port until qemu-ga opens it, and is answered
+    // then. With resyncMs it is sent again until some sync is answered, in case one was lost
+    // (qemu-ga restarting); only the reply to the newest ends the wait, so no older reply is left
+    // behind to be taken for a later command's.
+    let answered = false
+    const resend = options.resyncMs ? setInterval(() => answered || sync(), options.resyncMs) : undefined
     const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const message = await socket.next(Math.max(1, deadline - Date.now())).catch((error: Error) => {
-        socket.close()
-        throw error
-      })
-      if (message.return === id) return agent
+    try {
+      for (;;) {
+        const message = await socket.next(Math.max(1, deadline - Date.now()))
+        if (typeof message.return === 'number') answered = true
+        if (message.return === id) return agent
+      }
+    } catch (error) {
+      socket.close()
+      throw error
+    } finally {
+      clearInterval(resend)
     }
   }
 

@@ -257,12 +257,19 @@ export async function waitForAgent(record: VmRecord, timeoutMs: number, exitOf?:
     if (!(await processAlive(record.pid))) throw await bootFailure(record, {phase: 'boot', exit: await settledExit(exitOf)})
     if (Date.now() > deadline) throw await bootFailure(record, {phase: 'boot', hungAfterMs: timeoutMs})
     try {
-      return await GuestAgent.connect(record.sockets.qga, Math.min(2000, Math.max(200, deadline - Date.now())))
+      // One connection for the whole boot: the agent answers the moment it starts (see
+      // GuestAgent.connect). It ends early when QEMU exits (the socket closes) and then the
+      // loop says why; before QEMU has made the socket, connecting fails at once.
+      return await GuestAgent.connect(record.sockets.qga, Math.max(200, deadline - Date.now()), {resyncMs: AGENT_RESYNC_MS})
     } catch {
-      await sleep(200)
+      await sleep(AGENT_RETRY_MS)
     }
   }
 }
+
+/** How often a booting guest is asked again whether its agent is up, and how soon a failed connection is retried. */
+export const AGENT_RESYNC_MS = 1000
+export const AGENT_RETRY_MS = 50
 
 /** A boot that failed, with the lab's account of it (a caller that judges boots reads whether the kernel is to blame). */
 async function bootFailure(record: VmRecord, facts: Parameters<typeof keepDeadVm>[1]): Promise<PmemlabError> {

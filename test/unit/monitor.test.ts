@@ -72,6 +72,40 @@ test('guest agent: a stale reply and the 0xFF sentinel are skipped by guest-sync
   )
 })
 
+test('guest agent connect during a boot: held requests are answered when the agent starts, a lost one is sent again, and no early reply is left for the next command', async () => {
+  // Like a virtio-serial port before qemu-ga opens it: requests wait, and the first one is lost.
+  const held: any[] = []
+  let started = false
+  let syncs = 0
+  const answer = (message: any, socket: Socket) => {
+    if (message.execute === 'guest-sync-delimited') socket.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${message.arguments.id}}\n`)]))
+    else if (message.execute === 'guest-exec') socket.write('{"return": {"pid": 42}}\n')
+    else if (message.execute === 'guest-exec-status') socket.write('{"return": {"exited": true, "exitcode": 0}}\n')
+  }
+  await withServer(
+    (message, socket) => {
+      if (message.execute === 'guest-sync-delimited' && ++syncs === 1) return // lost
+      if (started) answer(message, socket)
+      else {
+        held.push(message)
+        if (!started && held.length === 2) {
+          setTimeout(() => {
+            started = true
+            for (const m of held.splice(0)) answer(m, socket)
+          }, 20)
+        }
+      }
+    },
+    undefined,
+    async (path) => {
+      const agent = await GuestAgent.connect(path, 5000, {resyncMs: 60})
+      assert.ok(syncs >= 3, `the lost request was followed by others (${syncs} sent)`)
+      assert.deepEqual(await agent.run(['/bin/true']), {exitCode: 0, stdout: '', stderr: ''})
+      agent.close()
+    },
+  )
+})
+
 test('guest agent connect times out when the guest never answers', async () => {
   await withServer(() => undefined, undefined, async (path) => {
     await assert.rejects(GuestAgent.connect(path, 300), /timed out/)
