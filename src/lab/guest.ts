@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {ExitCode, PmemlabError} from '../core/errors.js'
 import {log, shellQuote} from '../core/log.js'
-import {sleep} from '../core/process.js'
+import {processAlive, sleep} from '../core/process.js'
 import {exitCodeOf, GuestAgent, ProtocolError} from './monitor.js'
 import {deathOf, runningRecord} from './deaths.js'
 
@@ -94,7 +94,11 @@ async function drain(agent: GuestAgent, file: OutputFile): Promise<boolean> {
 export async function execInVm(name: string, argv: string[], timeoutMs?: number): Promise<number> {
   const record = await runningRecord(name)
   log.debug(`connecting to the guest agent of ${name}`)
-  const agent = await GuestAgent.connect(record.sockets.qga, 5000).catch(() => {
+  const agent = await GuestAgent.connect(record.sockets.qga, 5000).catch(async () => {
+    // QEMU serves one agent client at a time: a foreground up -- CMD, test or matrix keeps it.
+    if (record.mode === 'foreground' && record.owner !== undefined && (await processAlive(record.owner))) {
+      throw new PmemlabError(`the guest agent of VM "${name}" is taken by the pmemlab process that runs it in the foreground (pid ${record.owner})`, ExitCode.conflict, 'a VM to exec into from elsewhere is started with pmemlab up --detach (or up without a command)')
+    }
     throw new PmemlabError(`the guest agent of VM "${name}" does not answer`, ExitCode.failure, `look at its console: pmemlab console ${name}`)
   })
   try {

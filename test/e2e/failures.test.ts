@@ -117,11 +117,15 @@ describe('when things go wrong', {timeout: 1_200_000}, () => {
   })
 
   test('SIGINT to a foreground up -- CMD exits 130 with no stray error and no QEMU left', async () => {
-    const child = lab.start(['up', '--name', 'interrupted', '--', 'sleep', '600'])
+    const child = lab.start(['up', '--verbose', '--name', 'interrupted', '--', 'sleep', '600'])
     let stderr = ''
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     await waitFor(() => stderr.includes('starting interrupted') && existsSync(`${lab.stateDir}/vms/interrupted/vm.json`), 120_000)
-    await waitFor(async () => (await lab.pmemlab(['exec', 'interrupted', '--', 'true'])).exitCode === 0, 120_000)
+    await waitFor(() => /guest pid \d+: sleep 600/.test(stderr), 120_000)
+    // The foreground up holds the guest agent (QEMU serves one client): exec from elsewhere is refused with the reason.
+    const refused = await lab.pmemlab(['exec', 'interrupted', '--', 'true'])
+    assert.equal(refused.exitCode, 5, refused.stderr)
+    assert.match(refused.stderr, /^pmemlab: error: the guest agent of VM "interrupted" is taken by the pmemlab process that runs it in the foreground \(pid \d+\): .*up --detach/)
     child.kill('SIGINT')
     const result = await child
     assert.equal(result.exitCode, 130, stderr)
