@@ -8,7 +8,8 @@
  *     kernel PMEMLAB_NO_PVH=1), booted until the guest agent runs `true`;
  *   - the raw argv now: what `up --dry-run` prints, booted the same way;
  *   - pmemlab: `up --detach` then `exec -- true`, two CLI starts included, and within it the
- *     time until `up --detach` returned: the lab is ready, its agent answers.
+ *     time until `up --detach` returned: the lab is ready, its agent answers;
+ *   - two bare starts of node (`node -e ''`): the part of pmemlab's two commands that is node's own.
  * Each round runs every variant once, in an order that rotates, so machine noise hits all alike;
  * the figures are medians and the ratios are ratios of medians.
  *
@@ -72,6 +73,13 @@ async function timePmemlab(kernel: string, name: string, ready: number[]): Promi
   return elapsed
 }
 
+/** Two starts of node itself, doing nothing: what any two-command CLI in node pays on this machine. */
+async function timeTwoNodeStarts(): Promise<number> {
+  const start = performance.now()
+  for (let i = 0; i < 2; i++) await execa(process.execPath, ['-e', ''])
+  return performance.now() - start
+}
+
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 
 try {
@@ -93,6 +101,7 @@ try {
       {what: 'raw argv before (to agent exec)', time: () => timeRaw(before, 'before'), ms: []},
       {what: 'raw argv now (to agent exec)', time: () => timeRaw(now, 'now'), ms: []},
       {what: 'pmemlab up --detach + exec', time: (i) => timePmemlab(kernel, `lab${i}`, readyMs), ms: []},
+      {what: "two bare node starts (node -e '')", time: timeTwoNodeStarts, ms: []},
     ]
     process.stderr.write(`kernel ${kernel}: ${bzImage}\n  now:    ${now.argv.join(' ')}\n  before: ${before.argv.join(' ')}\n`)
     for (let i = 0; i < runs; i++) {
@@ -104,7 +113,7 @@ try {
       process.stderr.write(`${kernel} round ${i + 1}/${runs}: ${variants.map((v) => s(v.ms[i])).join(', ')}\n`)
     }
     const floor = median(variants[0].ms)
-    const [, , rawBefore, rawNow, ours] = variants.map((v) => median(v.ms))
+    const [, , rawBefore, rawNow, ours, nodeStarts] = variants.map((v) => median(v.ms))
     const ready = median(readyMs)
     // The lab is ready when up --detach returns (its agent answers): timed inside pmemlab's rounds.
     const rows = [...variants, {what: '  of which up --detach (lab ready)', ms: readyMs}]
@@ -117,7 +126,8 @@ try {
     )
     process.stdout.write(
       `lab ready (up --detach) / floor: ${(ready / floor).toFixed(3)}x (target for a built kernel: within 1.3x); up --detach + exec / floor: ${(ours / floor).toFixed(3)}x; raw argv now / floor: ${(rawNow / floor).toFixed(3)}x\n` +
-        `pmemlab / its raw argv now: ${(ours / rawNow).toFixed(3)}x (target: within 1.10x); raw argv now / before: ${(rawNow / rawBefore).toFixed(3)}x\n`,
+        `pmemlab / its raw argv now: ${(ours / rawNow).toFixed(3)}x (target: within 1.10x); raw argv now / before: ${(rawNow / rawBefore).toFixed(3)}x\n` +
+        `pmemlab without its two node starts / raw argv now: ${((ours - nodeStarts) / rawNow).toFixed(3)}x (what pmemlab itself adds)\n`,
     )
   }
   process.stdout.write(`load average now: ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}\n`)
