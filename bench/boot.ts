@@ -40,8 +40,9 @@ async function pmemlab(args: string[], env: NodeJS.ProcessEnv = baseEnv): Promis
   return (await execa(process.execPath, [runJs, ...args], {env, stdin: 'ignore'})).stdout
 }
 
+// With --detach: the very argv `up --detach` runs (console on a socket, not on stdio).
 const dryRun = async (kernel: string, name: string, env: NodeJS.ProcessEnv = baseEnv) =>
-  JSON.parse(await pmemlab(['up', '--dry-run', '--json', '--name', name, '--kernel', kernel, ...topology], env)) as DryRun
+  JSON.parse(await pmemlab(['up', '--dry-run', '--detach', '--json', '--name', name, '--kernel', kernel, ...topology], env)) as DryRun
 const flag = (argv: string[], name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined)
 
 /** The raw argv of DRY (made for the VM NAME), from QEMU's start until the guest agent has run `true`. */
