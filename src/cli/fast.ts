@@ -48,6 +48,9 @@ export function parseFast(argv: readonly string[]): {command: 'up' | 'exec'; val
     }
     values[name] = spec.type === 'integer' ? Number(given) : (given as Values[string])
   }
+  // Arguments before "--" are read by oclif (up's guest command without "--", exec's name).
+  if (command === 'up' && parsed.positionals.length > 0) return undefined
+  if (command === 'exec' && (parsed.positionals.length !== 1 || rest === undefined)) return undefined
   return {command, values, positionals: parsed.positionals, rest}
 }
 
@@ -56,18 +59,13 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
   const parsed = parseFast(argv)
   if (!parsed) return false
   const {command, values, positionals, rest} = parsed
-  // Arguments before "--" are read by oclif (up's guest command without "--", exec's name).
-  if (command === 'up' && positionals.length > 0) return false
-  if (command === 'exec' && (positionals.length !== 1 || rest === undefined)) return false
   if (values.verbose === true) setVerbose(true)
   try {
     const {runExec, runUp} = await import('./lab-commands.js')
     if (command === 'exec') {
       await runExec(positionals[0], rest!, values.timeout as number | undefined)
     } else {
-      const guestCommand = (rest ?? []).filter((a) => a !== '--')
-      const mode = values.detach ? 'detached' : guestCommand.length > 0 ? 'command' : 'interactive'
-      await runUp({...labRequest(values as unknown as LabFlagValues), name: values.name as string | undefined, mode, command: guestCommand}, {dryRun: values['dry-run'] === true, json: values.json === true})
+      await runUp(labRequest(values as unknown as LabFlagValues), {name: values.name as string | undefined, detach: values.detach === true, argv: rest ?? [], dryRun: values['dry-run'] === true, json: values.json === true})
     }
   } catch (error) {
     if (error instanceof PmemlabError) reportPmemlabError(error)

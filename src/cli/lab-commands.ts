@@ -4,21 +4,26 @@
  */
 import {usageError} from '../core/errors.js'
 import {execInVm} from '../lab/guest.js'
-import type {UpRequest} from '../lab/vm.js'
+import type {LabRequest, UpRequest} from '../lab/vm.js'
 import {printJson} from './output.js'
 
-/** `pmemlab up`: a dry run prints the command; otherwise the VM starts (see lab/vm.ts up). Sets the exit code. */
-export async function runUp(request: UpRequest, output: {dryRun?: boolean; json?: boolean}): Promise<void> {
+/**
+ * `pmemlab up`: a dry run prints the command; otherwise the VM starts (see lab/vm.ts up). Sets
+ * the exit code. ARGV is what followed the flags: the guest command, its "--" separators dropped.
+ */
+export async function runUp(lab: LabRequest, options: {name?: string; detach?: boolean; argv: string[]; dryRun?: boolean; json?: boolean}): Promise<void> {
   const {dryRunText, planVm, prepareArgv, up} = await import('../lab/vm.js')
-  if (output.dryRun) {
+  const command = options.argv.filter((a) => a !== '--')
+  const request: UpRequest = {...lab, name: options.name, mode: options.detach ? 'detached' : command.length > 0 ? 'command' : 'interactive', command}
+  if (options.dryRun) {
     const plan = await planVm(request, {dryRun: true})
-    if (output.json) printJson({name: plan.name, accel: plan.accel, sockets: plan.qemu.sockets, prepare: prepareArgv(plan), argv: [plan.qemu.binary, ...plan.qemu.argv], kernelCmdline: plan.qemu.kernelCmdline, layout: plan.layout, devices: plan.devices})
+    if (options.json) printJson({name: plan.name, accel: plan.accel, sockets: plan.qemu.sockets, prepare: prepareArgv(plan), argv: [plan.qemu.binary, ...plan.qemu.argv], kernelCmdline: plan.qemu.kernelCmdline, layout: plan.layout, devices: plan.devices})
     else process.stdout.write(dryRunText(plan))
     return
   }
   const {record, exitCode} = await up(request)
   if (request.mode === 'detached') {
-    if (output.json) printJson({name: record.name, pid: record.pid, accel: record.accel, sockets: record.sockets, consoleLog: record.consoleLog, devices: record.devices, argv: record.argv, kernelCmdline: record.kernelCmdline})
+    if (options.json) printJson({name: record.name, pid: record.pid, accel: record.accel, sockets: record.sockets, consoleLog: record.consoleLog, devices: record.devices, argv: record.argv, kernelCmdline: record.kernelCmdline})
     else process.stdout.write(`${record.name}\n`)
   }
   process.exitCode = exitCode

@@ -29,8 +29,6 @@ Default topology when no --memmap/--nvdimm/--virtio-pmem is given: one 256M memm
 
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(Up)
-    const command = (argv as string[]).filter((a) => a !== '--')
-    const mode = flags.detach ? 'detached' : command.length > 0 ? 'command' : 'interactive'
-    await runUp({...labRequest(flags), name: flags.name, mode, command}, {dryRun: flags['dry-run'], json: flags.json})
+    await runUp(labRequest(flags), {name: flags.name, detach: flags.detach, argv: argv as string[], dryRun: flags['dry-run'], json: flags.json})
   }
 }

@@ -50,6 +50,9 @@ describe('the fast start (up and exec without oclif)', () => {
       ['up', '--kernel'],
       ['up', '--detach=yes'],
       ['exec', '--timeout', '1.5', 'lab1', '--', 'true'],
+      ['up', 'ls'],
+      ['exec', 'lab1', 'true'],
+      ['exec', '--', 'true'],
     ]) {
       assert.equal(parseFast(argv), undefined, argv.join(' '))
     }
