@@ -34,24 +34,20 @@ interface OutputFile {
 
 export async function execStreaming(agent: GuestAgent, argv: string[], options: ExecOptions): Promise<number> {
   const base = `/run/pmemlab-exec-${randomBytes(6).toString('hex')}`
-  const files: OutputFile[] = []
+  const files = await openAndStart(agent, [`${base}.out`, `${base}.err`], [options.stdout, options.stderr], argv)
+  const {pid} = files
   try {
-    // Opened ("w+": created, readable) before the command starts, so no output is missed.
-    for (const [suffix, sink] of [['out', options.stdout], ['err', options.stderr]] as const) {
-      const path = `${base}.${suffix}`
-      files.push({path, sink, handle: await agent.execute<number>('guest-file-open', {path, mode: 'w+'})})
-    }
-    const pid = await startCommand(agent, files, argv)
     log.debug(`guest pid ${pid}: ${shellQuote(argv)}`)
     const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY
     let pollMs = FAST_POLL_MS
     let fastUntil = Date.now() + FAST_POLL_FOR_MS
     for (;;) {
-      // One round trip: the status request and both reads go out together.
-      const [status, ...moved] = await Promise.all([agent.status(pid), ...files.map((file) => drain(agent, file))])
+      // One round trip: the status request and both reads go out together, in this order.
+      const [status, ...read] = await Promise.all([agent.status(pid), ...files.open.map((file) => drain(agent, file))])
       if (status.exited) {
-        // The files are complete once the process has exited: read what is left.
-        for (const file of files) while (await drain(agent, file));
+        // qemu-ga answers in order, so these reads came after the exit: a short one reached the
+        // end of a complete file. Only a full one leaves more to read.
+        for (const [i, file] of files.open.entries()) if (read[i] === READ_CHUNK) while ((await drain(agent, file)) > 0);
         log.debug(`guest pid ${pid} exited: ${exitCodeOf(status)}`)
         return exitCodeOf(status)
       }
@@ -59,21 +55,39 @@ export async function execStreaming(agent: GuestAgent, argv: string[], options: 
         await agent.spawn(['/bin/kill', '-KILL', String(pid)]).catch(() => undefined)
         throw new PmemlabError(`the guest command timed out after ${options.timeoutMs! / 1000} s and was killed`, ExitCode.timeout)
       }
-      if (moved.some(Boolean)) fastUntil = Date.now() + FAST_POLL_FOR_MS
+      if (read.some((count) => count > 0)) fastUntil = Date.now() + FAST_POLL_FOR_MS
       pollMs = Date.now() < fastUntil ? FAST_POLL_MS : Math.min(LAST_POLL_MS, pollMs * 2)
       await sleep(pollMs)
     }
   } finally {
-    await Promise.all(files.map((file) => agent.execute('guest-file-close', {handle: file.handle}).catch(() => undefined)))
+    await closeFiles(agent, files.open)
   }
 }
 
+const closeFiles = (agent: GuestAgent, files: OutputFile[]) =>
+  Promise.all(files.map((file) => agent.execute('guest-file-close', {handle: file.handle}).catch(() => undefined)))
+
 /**
- * Starts argv with its output going to the open files: through the image's helper, or through a
+ * Opens the output files ("w+": created, readable) and starts argv writing to them, all in one
+ * round trip: qemu-ga handles requests in order, so the files exist before the command starts
+ * and no output is missed. If any step fails, nothing is left open or running.
+ */
+async function openAndStart(agent: GuestAgent, paths: string[], sinks: NodeJS.WritableStream[], argv: string[]): Promise<{open: OutputFile[]; pid: number}> {
+  const opening = paths.map((path) => agent.execute<number>('guest-file-open', {path, mode: 'w+'}))
+  const starting = startCommand(agent, paths, argv)
+  const [started, ...opened] = await Promise.allSettled([starting, ...opening])
+  const open = opened.flatMap((result, i) => (result.status === 'fulfilled' ? [{path: paths[i], sink: sinks[i], handle: result.value}] : []))
+  if (started.status === 'fulfilled' && open.length === paths.length) return {open, pid: started.value}
+  if (started.status === 'fulfilled') await agent.spawn(['/bin/kill', '-KILL', String(started.value)]).catch(() => undefined)
+  await closeFiles(agent, open)
+  throw [started, ...opened].find((result): result is PromiseRejectedResult => result.status === 'rejected')!.reason
+}
+
+/**
+ * Starts argv with its output going to the files: through the image's helper, or through a
  * shell in an image built before the helper existed (a VM still running from an older pmemlab).
  */
-async function startCommand(agent: GuestAgent, files: OutputFile[], argv: string[]): Promise<number> {
-  const [out, err] = files.map((file) => file.path)
+async function startCommand(agent: GuestAgent, [out, err]: string[], argv: string[]): Promise<number> {
   try {
     return await agent.spawn([EXEC_HELPER, out, err, ...argv])
   } catch (error) {
@@ -82,12 +96,11 @@ async function startCommand(agent: GuestAgent, files: OutputFile[], argv: string
   return agent.spawn(['/bin/sh', '-c', 'out=$1 err=$2; shift 2; exec </dev/null >>"$out" 2>>"$err"; rm -f "$out" "$err"; exec "$@"', 'pmemlab-exec', out, err, ...argv])
 }
 
-/** Copies what is new in the file to its sink; true when anything was read. */
-async function drain(agent: GuestAgent, file: OutputFile): Promise<boolean> {
+/** Copies what is new in the file to its sink; returns how many bytes were read. */
+async function drain(agent: GuestAgent, file: OutputFile): Promise<number> {
   const reply = await agent.execute<{count: number; 'buf-b64': string}>('guest-file-read', {handle: file.handle, count: READ_CHUNK})
-  if (reply.count === 0) return false
-  file.sink.write(Buffer.from(reply['buf-b64'], 'base64'))
-  return true
+  if (reply.count > 0) file.sink.write(Buffer.from(reply['buf-b64'], 'base64'))
+  return reply.count
 }
 
 /** `pmemlab exec`: runs argv in a running VM with live output; resolves to its exit status. */
