@@ -7,7 +7,6 @@
 import {createHash} from 'node:crypto'
 import {mkdir, readFile, readdir, stat} from 'node:fs/promises'
 import {dirname, join, relative} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {isArtifactStamp, checkArtifact, type ArtifactStamp} from '../core/artifact.js'
 import {writeFileAtomic} from '../core/cache.js'
 import {usageError} from '../core/errors.js'
@@ -124,7 +123,8 @@ export async function loadRecipe(name: string, opts: LoadOptions = {}): Promise<
  * schema) parses afresh. Saves loading the YAML and schema libraries on every boot.
  */
 async function parseRecipeCached(text: string, where: string, name: string, remember: boolean): Promise<Recipe> {
-  const parser = fileURLToPath(new URL('./recipe.js', import.meta.url))
+  // tsc's recipe.js, also when this code runs from the fast start's bundle (same build).
+  const parser = join(packageRoot, 'dist', 'src', 'image', 'recipe.js')
   const key = createHash('sha256').update(await readFile(parser)).update('\0').update(name).update('\0').update(text).digest('hex')
   const memo = join(cacheDir(), 'recipes', `${key}.json`)
   const known = await readFile(memo, 'utf8').then((json) => JSON.parse(json) as Recipe, () => undefined)
