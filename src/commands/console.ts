@@ -24,6 +24,9 @@ export default class Console extends PmemlabCommand {
       socket.once('error', (error) => reject(new PmemlabError(`cannot attach to the console of "${args.name}": ${error.message}`, ExitCode.conflict, 'is another pmemlab console attached?')))
     })
     log.info(`attached to ${args.name}; press Ctrl-] to detach`)
+    // The guest's console shell starts on Enter (guest/pmemlab-init), and one already running
+    // answers it with a fresh prompt: either way the user sees where to type.
+    socket.write('\r')
     const stdin = process.stdin
     const raw = stdin.isTTY === true
     if (raw) stdin.setRawMode(true)
