@@ -203,7 +203,8 @@ export class GuestAgent {
   async run(argv: string[], timeoutMs = 60_000): Promise<{exitCode: number; stdout: string; stderr: string}> {
     const pid = await this.spawn(argv, {captureOutput: true})
     const deadline = Date.now() + timeoutMs
-    for (;;) {
+    // Short helper commands end within milliseconds: ask often at first, then back off.
+    for (let pollMs = 4; ; pollMs = Math.min(50, pollMs * 2)) {
       const status = await this.status(pid)
       if (status.exited) {
         return {
@@ -213,7 +214,7 @@ export class GuestAgent {
         }
       }
       if (Date.now() > deadline) throw new PmemlabError(`guest command ${argv[0]} did not finish in ${timeoutMs / 1000} s`, ExitCode.failure)
-      await sleep(50)
+      await sleep(pollMs)
     }
   }
 

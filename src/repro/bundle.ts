@@ -87,11 +87,18 @@ async function metadata({document, inputs, flags}: BundleRequest): Promise<Recor
   }
 }
 
-/** QEMU's first --version line; undefined when it does not answer in 5 s. */
-async function qemuVersion(): Promise<string | undefined> {
-  const result = await run(qemuBinaryName(), ['--version'], {reject: false, timeout: 5000, stdin: 'ignore'}).catch(() => undefined)
-  return result?.exitCode === 0 ? String(result.stdout).split('\n')[0].trim() || undefined : undefined
+/**
+ * QEMU's first --version line; undefined when it does not answer in 5 s. Asked once per process,
+ * and a series asks at its start (run.ts), so the answer is ready when the bundle is written.
+ */
+export function qemuVersion(): Promise<string | undefined> {
+  askedQemuVersion ??= run(qemuBinaryName(), ['--version'], {reject: false, timeout: 5000, stdin: 'ignore'}).then(
+    (result) => (result.exitCode === 0 ? String(result.stdout).split('\n')[0].trim() || undefined : undefined),
+    () => undefined,
+  )
+  return askedQemuVersion
 }
+let askedQemuVersion: Promise<string | undefined> | undefined
 
 /** Every file under DIR, relative and '/' separated. */
 async function filesUnder(dir: string): Promise<string[]> {

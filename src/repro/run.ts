@@ -38,7 +38,7 @@ import {KERNEL_DIR, REPRO_JSON, REPRO_JUNIT, REPRODUCER_COPY, reproDocument, rep
 import {bootFailed, labBroke, preparationProblem, scriptFacts, type GuestDeath} from './facts.js'
 import {END_MARKER_WAIT_MS, endMarkerArgv, endMarkerShown, PREPARE_TIMEOUT_SEC, runMarkers, SCRIPT_PATH, scriptArgv, scriptConsole, scriptEnv, type Markers} from './guest.js'
 import {BUILD_LOG_TAIL, BUILD_LOG_TAIL_LINES, BUNDLE_OUTPUTS, logTail} from './bundle-files.js'
-import {copyInputs, writeBundle, type BundleInputs} from './bundle.js'
+import {copyInputs, qemuVersion, writeBundle, type BundleInputs} from './bundle.js'
 import {preparationCommands} from './prepare.js'
 import {decodeRun, traceDecoder, VMLINUX} from './trace.js'
 import {parseRepro, type ReproPlan} from './schema.js'
@@ -121,6 +121,7 @@ class Series {
       process.on(signal, this.onSignal)
     }
     try {
+      void qemuVersion() // for the bundle: asked now, while the series has other work
       const image = imageChoice(this.plan)
       // A topology the lab would refuse is refused before a kernel build that may take an hour.
       planTopology(topologyRequest(labRequestOf(this.plan.lab, '', image).topology))
@@ -330,7 +331,7 @@ class Series {
     const step = await testRun.guest(endMarkerArgv(markers), {timeoutSec: 10, live: false})
     if (step.lost || step.exitCode !== 0) return
     const deadline = Date.now() + END_MARKER_WAIT_MS
-    while (!endMarkerShown(await readFile(consoleLog).catch(() => Buffer.alloc(0)), markers, from) && Date.now() < deadline) await sleep(100)
+    while (!endMarkerShown(await readFile(consoleLog).catch(() => Buffer.alloc(0)), markers, from) && Date.now() < deadline) await sleep(20)
   }
 
   /** After an interrupt, nothing more is started: the handlers that stop the VM or build end the process. */
