@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // up and exec, when their arguments are plain, run without oclif (see src/cli/fast.ts): scripts
-// call them in loops and oclif's start costs about a quarter of a second each time. They run from
-// the bundle scripts/bundle.js makes of it, which loads faster than its ES modules one by one.
-import {runFast} from '../dist/src/fast/fast.js'
+// call them in loops and oclif's start costs about a quarter of a second each time. Both paths run
+// from the bundle scripts/bundle.js makes, which loads faster than the ES modules one by one.
+import {runFast} from '../dist/bundle/cli/fast.js'
 
 if (!(await runFast(process.argv.slice(2)))) {
   // oclif's subpath entry points, here and in src/: its package index also loads ~50 modules

@@ -1,5 +1,7 @@
+import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 /**
  * Where pmemlab keeps things. Caches (images, kernels, initramfs) can be rebuilt; state (running VMs)
@@ -13,8 +15,19 @@ export function stateDir(): string {
   return process.env.PMEMLAB_STATE_DIR ?? join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'pmemlab')
 }
 
-/** The checked-in recipes and guest files, found relative to the installed package. */
-export const packageRoot = new URL('../../../', import.meta.url).pathname
+/**
+ * The installed package, with its checked-in recipes, fragments and guest files: the nearest
+ * directory above this module that has them. This code runs from tsc's output (dist/src/core/)
+ * and from the bundle's chunks (dist/bundle/chunks/), at different depths.
+ */
+export const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)))
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'kernel-configs'))) return dir
+    if (dir === dirname(dir)) throw new Error(`pmemlab's package (package.json and kernel-configs/) not found above ${from}`)
+  }
+}
 
 /** The kernel cache: finished entries, verified downloads, and build trees (see kbuild.ts). */
 export const kernelsDir = () => join(cacheDir(), 'kernels')
