@@ -6,7 +6,7 @@
  *   2. one step against the commands it wraps: `pmemlab bisect step` at c4, its O= directory left
  *      at c3 by a build of c3, against by hand: `make bzImage` at c4 in an O= directory of the
  *      same tree left at c3 (the same .config and make variables), the raw QEMU command that
- *      `up --dry-run` prints for the reproducer's lab with that bzImage, booted to the guest
+ *      `up --dry-run --detach` prints for the reproducer's lab with that bzImage, booted to the guest
  *      agent, the reproducer's preparation and script through the agent, and quit.
  * Untimed between rounds: the checkouts, the builds of c3, and the removal of the kernel
  * entries of c3 and c4 (so pmemlab builds them rather than taking them from its cache). Which
@@ -118,8 +118,9 @@ try {
     await git('checkout', '-q', c[4])
     const vm = `raw${round}`
     const bzImage = join(rawOut, 'arch', 'x86', 'boot', 'bzImage')
-    // The QEMU command, as a user would copy it once from up --dry-run (not timed).
-    const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as DryRun
+    // The QEMU command, as a user would copy it once from up --dry-run (not timed): with --detach,
+    // the argv of a lab that runs in the background, as the step's (console on a socket).
+    const dry = JSON.parse((await pmemlab(['up', '--dry-run', '--detach', '--json', '--name', vm, '--kernel', bzImage, ...upFlags(plan)])).stdout) as DryRun
     const start = performance.now()
     await make('bzImage')
     const made = performance.now()
