@@ -20,6 +20,8 @@ interface Version {
   /** The series the kernel must be of, and the suite it must come from. */
   series: string
   suite: string
+  /** vCPUs, where the default of 2 is known to break this kernel under TCG (see below). */
+  cpus?: number
 }
 
 // 5.10 unqualified, so that one resolution reads every suite's index; the others name theirs.
@@ -27,7 +29,11 @@ const VERSIONS: Version[] = [
   {spec: 'debian:5.10', series: '5.10', suite: 'bullseye'},
   {spec: 'debian:6.1/bookworm', series: '6.1', suite: 'bookworm'},
   {spec: 'debian:6.12/trixie', series: '6.12', suite: 'trixie'},
-  {spec: 'debian:7/sid', series: '7', suite: 'sid'},
+  // Debian's 7.2.13 (sid, 2026-12-05) died during boot in 1 of 3 TCG boots with 2 vCPUs: an
+  // "Oops: int3" in a static branch the kernel was patching while the second CPU came up (TCG
+  // can run stale code on another vCPU during text_poke_bp). With one vCPU nothing races; the
+  // test is about taking the package and booting it, not about TCG's cross-CPU code patching.
+  {spec: 'debian:7/sid', series: '7', suite: 'sid', cpus: 1},
 ]
 
 /** "debian:6.12/trixie: taking linux-image-6.12.117+deb13-amd64 6.12.117-1 (trixie), ..." or "...: linux-image-... (trixie), cached as KEY". */
@@ -58,9 +64,9 @@ describe('Debian prebuilt kernels', {timeout: 2_700_000}, () => {
     assert.equal(built.exitCode, 0, built.stderr)
   })
 
-  for (const {spec, series, suite} of VERSIONS) {
+  for (const {spec, series, suite, cpus} of VERSIONS) {
     test(`up --kernel ${spec} boots Debian's ${series} kernel from ${suite}: uname -r is its ABI, no taint, memmap, NVDIMM and virtio-pmem appear`, async () => {
-      const result = await lab.pmemlab(['up', '--kernel', spec, '--memmap', '256M', '--nvdimm', '512M', '--virtio-pmem', '128M', '--',
+      const result = await lab.pmemlab(['up', '--kernel', spec, ...(cpus ? ['--cpus', String(cpus)] : []), '--memmap', '256M', '--nvdimm', '512M', '--virtio-pmem', '128M', '--',
         'sh', '-c', 'echo "uname $(uname -r)"; echo "tainted $(cat /proc/sys/kernel/tainted)"; pmemlab-check'])
       assert.equal(result.exitCode, 0, failure(result))
       const kernel = takenPackage(result.stderr, spec)
