@@ -167,8 +167,11 @@ describe('pmemlab matrix', {timeout: 1_200_000}, () => {
       })
     })
     await Promise.race([firstDone, child])
-    // Let the second cell's VM come up, then interrupt.
-    await new Promise((resolve) => setTimeout(resolve, 8000))
+    // Interrupt once the second cell's QEMU runs, a second into its boot: a fixed wait would race
+    // the cell's end (it takes about 7 s here, and less as boots get faster).
+    const deadline = Date.now() + 60_000
+    while (child.exitCode === null && (await lab.qemuProcesses()).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+    await new Promise((resolve) => setTimeout(resolve, 1000))
     child.kill('SIGINT')
     const result = await child
     assert.equal(result.exitCode, 130, tail(String(result.stderr)))
