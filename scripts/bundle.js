@@ -2,8 +2,8 @@
 // Bundles what bin/run.js runs, after tsc: the fast start (cli/fast.js: up and exec without
 // oclif) and every oclif command, into dist/bundle/ (package.json's oclif.commands points there).
 // Node 20 has no compile cache, and loading pmemlab's modules and its dependencies as ~100
-// separate ES modules cost every command a few hundred milliseconds (a bisect step 0.3 s, up and
-// exec 40-50 ms each). Code the entry points share, and each dynamic import, is a chunk of its
+// separate ES modules cost every command more (measured: a bisect step 0.1 s, up and exec 40-50
+// ms each). Code the entry points share, and each dynamic import, is a chunk of its
 // own under chunks/, so a command loads only what it runs. oclif stays outside: bin/run.js loads
 // it from node_modules, and two copies would not know each other's classes.
 import {readdirSync} from 'node:fs'

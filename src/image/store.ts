@@ -123,7 +123,7 @@ export async function loadRecipe(name: string, opts: LoadOptions = {}): Promise<
  * schema) parses afresh. Saves loading the YAML and schema libraries on every boot.
  */
 async function parseRecipeCached(text: string, where: string, name: string, remember: boolean): Promise<Recipe> {
-  // tsc's recipe.js, also when this code runs from the fast start's bundle (same build).
+  // tsc's recipe.js, also when this code runs from dist/bundle/ (the same build).
   const parser = join(packageRoot, 'dist', 'src', 'image', 'recipe.js')
   const key = createHash('sha256').update(await readFile(parser)).update('\0').update(name).update('\0').update(text).digest('hex')
   const memo = join(cacheDir(), 'recipes', `${key}.json`)

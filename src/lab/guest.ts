@@ -34,8 +34,7 @@ interface OutputFile {
 
 export async function execStreaming(agent: GuestAgent, argv: string[], options: ExecOptions): Promise<number> {
   const base = `/run/pmemlab-exec-${randomBytes(6).toString('hex')}`
-  const files = await openAndStart(agent, [`${base}.out`, `${base}.err`], [options.stdout, options.stderr], argv)
-  const {pid} = files
+  const {open: files, pid} = await openAndStart(agent, [`${base}.out`, `${base}.err`], [options.stdout, options.stderr], argv)
   try {
     log.debug(`guest pid ${pid}: ${shellQuote(argv)}`)
     const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY
@@ -43,11 +42,11 @@ export async function execStreaming(agent: GuestAgent, argv: string[], options: 
     let fastUntil = Date.now() + FAST_POLL_FOR_MS
     for (;;) {
       // One round trip: the status request and both reads go out together, in this order.
-      const [status, ...read] = await Promise.all([agent.status(pid), ...files.open.map((file) => drain(agent, file))])
+      const [status, ...read] = await Promise.all([agent.status(pid), ...files.map((file) => drain(agent, file))])
       if (status.exited) {
         // qemu-ga answers in order, so these reads came after the exit: a short one reached the
         // end of a complete file. Only a full one leaves more to read.
-        for (const [i, file] of files.open.entries()) if (read[i] === READ_CHUNK) while ((await drain(agent, file)) > 0);
+        for (const [i, file] of files.entries()) if (read[i] === READ_CHUNK) while ((await drain(agent, file)) > 0);
         log.debug(`guest pid ${pid} exited: ${exitCodeOf(status)}`)
         return exitCodeOf(status)
       }
@@ -60,7 +59,7 @@ export async function execStreaming(agent: GuestAgent, argv: string[], options: 
       await sleep(pollMs)
     }
   } finally {
-    await closeFiles(agent, files.open)
+    await closeFiles(agent, files)
   }
 }
 
