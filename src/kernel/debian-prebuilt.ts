@@ -35,7 +35,7 @@ import {
   type KernelCandidate,
 } from './debian-index.js'
 import {debianSuites} from './debian-source.js'
-import {download, DownloadError} from './fetch.js'
+import {download, DownloadError} from '../core/download.js'
 import {bzImagePayload, extractPvhVmlinux} from './pvh.js'
 
 export const debianKernelsDir = () => join(cacheDir(), 'debian-kernels')

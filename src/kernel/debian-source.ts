@@ -15,7 +15,8 @@ import {checksumsSha256, fetchIndex, hostDebianMirror, parseDeb822} from '../cor
 import {notFound, PmemlabError, usageError} from '../core/errors.js'
 import {log} from '../core/log.js'
 import {downloadsDir} from '../core/paths.js'
-import {checkVersionSpec, download, DownloadError, verifiedDownload} from './fetch.js'
+import {download, DownloadError, verifiedDownload} from '../core/download.js'
+import {checkVersionSpec} from './fetch.js'
 import {sha256} from './key.js'
 
 /**

@@ -3,9 +3,8 @@
  * with got into downloads/ under a temp name, verified, then renamed; and safe extraction of
  * tarballs (xz through `xz -dc`) and `git archive` streams.
  */
-import {createHash} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, open, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {createReadStream} from 'node:fs'
+import {mkdir, open, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {join, posix} from 'node:path'
 import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -14,10 +13,10 @@ import {removeStaleTemps} from '../core/cache.js'
 import {ExitCode, notFound, PmemlabError, usageError} from '../core/errors.js'
 import {run} from '../core/exec.js'
 import {loadGot} from '../core/http.js'
+import {download, verifiedDownload} from '../core/download.js'
 import {VERSION_SPEC} from './store.js'
-import {log, Progress} from '../core/log.js'
+import {log} from '../core/log.js'
 import {downloadsDir} from '../core/paths.js'
-import {humanSize} from '../core/size.js'
 import {canAccess as exists, requireProgram} from '../core/which.js'
 
 export const DEFAULT_MIRROR = 'https://cdn.kernel.org/pub/linux/kernel'
@@ -133,78 +132,6 @@ async function cachedRelease(version: string): Promise<{file: string; name: stri
   const file = join(downloadsDir(), name)
   return {file, name, sha256: (await readFile(`${file}.sha256`, 'utf8')).trim()}
 }
-
-/** A download that failed; `status` is the HTTP status when the server answered one (a 404 is "not in the pool"). */
-export class DownloadError extends PmemlabError {
-  constructor(
-    message: string,
-    hint: string,
-    readonly status?: number,
-  ) {
-    super(message, ExitCode.failure, hint)
-  }
-}
-
-/** The sha256 recorded beside a verified download in downloads/, when the file is there. */
-export async function verifiedDownload(file: string): Promise<string | undefined> {
-  const recorded = await readFile(`${file}.sha256`, 'utf8').then((s) => s.trim(), () => undefined)
-  return recorded !== undefined && (await exists(file)) ? recorded : undefined
-}
-
-/**
- * Streams url to a temp file next to `file`, hashing as it goes; renames only when the sum
- * matches `expected`, which `listing` (the file it came from: "sha256sums.asc") gave.
- */
-export async function download(url: string, file: string, expected: string, listing: string, signal?: AbortSignal): Promise<void> {
-  const part = `${file}.part-${process.pid}`
-  const name = posix.basename(file)
-  const hash = createHash('sha256')
-  const progress = new Progress(`downloading ${name}`)
-  let received = 0
-  let total: number | undefined
-  log.info(`downloading ${url}`)
-  try {
-    const got = await loadGot()
-    const stream = got.stream(url, {timeout: {connect: 30_000, response: 60_000, read: 60_000}, retry: {limit: 0}, signal})
-    stream.on('response', (response: {headers: Record<string, string | undefined>}) => {
-      const length = Number(response.headers['content-length'])
-      if (Number.isFinite(length) && length > 0) total = length
-    })
-    stream.on('data', (chunk: Buffer) => {
-      received += chunk.length
-      hash.update(chunk)
-      progress.update(total ? `${humanSize(received)} of ${humanSize(total)} (${Math.floor((100 * received) / total)}%)` : humanSize(received), total ? received / total : undefined)
-    })
-    await pipeline(stream, createWriteStream(part, {mode: 0o644}))
-  } catch (error) {
-    progress.done()
-    await rm(part, {force: true})
-    if (signal?.aborted) throw signal.reason
-    const status = (error as {response?: {statusCode?: number}}).response?.statusCode
-    if (status !== undefined && status >= 400) throw new DownloadError(`cannot download ${url}: HTTP ${status}`, 'check the version and the mirror; nothing was kept', status)
-    const amount = total ? `${humanSize(received)} of ${humanSize(total)}` : humanSize(received)
-    throw new DownloadError(`the download of ${url} was cut off after ${amount} (${(error as Error).message})`, 'nothing was kept; run the build again to retry')
-  }
-  progress.done()
-  if (total !== undefined && received !== total) {
-    await rm(part, {force: true})
-    throw new DownloadError(`the download of ${url} was cut off after ${humanSize(received)} of ${humanSize(total)}`, 'nothing was kept; run the build again to retry')
-  }
-  const actual = hash.digest('hex')
-  if (actual !== expected) {
-    await rm(part, {force: true})
-    throw new PmemlabError(
-      `checksum mismatch for ${name}: ${listing} says ${expected}, the download is ${actual}`,
-      ExitCode.failure,
-      'the mirror serves a different or corrupted file; nothing was kept',
-    )
-  }
-  await writeFile(`${file}.sha256.part-${process.pid}`, `${expected}\n`)
-  await rename(part, file)
-  await rename(`${file}.sha256.part-${process.pid}`, `${file}.sha256`)
-  log.info(`downloaded ${name} (${humanSize(received)}, sha256 ${expected.slice(0, 16)}… verified)`)
-}
-
 
 // ------------------------------------------------------------------------------------------------
 // Safe extraction
