@@ -24,7 +24,7 @@ export const stepFlags = {
   jobs: Flags.integer({char: 'j', description: 'parallel make jobs (default: the number of CPUs)', helpGroup: 'KERNEL'}),
   image: Flags.string({description: 'with a command or --type boot: the guest image, as up --image (default debian-12)', helpGroup: 'LAB'}),
   memmap: Flags.string({description: 'as up --memmap', multiple: true, default: [], helpGroup: 'LAB', helpValue: 'SIZE[@OFFSET]'}),
-  nvdimm: Flags.string({description: 'as up --nvdimm (without any device: one 256M memmap range and one 512M NVDIMM)', multiple: true, default: [], helpGroup: 'LAB', helpValue: 'SIZE[:FILE]'}),
+  nvdimm: Flags.string({description: 'as up --nvdimm (without any device: one 256M memmap range and one 512M NVDIMM)', multiple: true, default: [], helpGroup: 'LAB', helpValue: 'SIZE[:FILE][,labels]'}),
   'virtio-pmem': Flags.string({description: 'as up --virtio-pmem', multiple: true, default: [], helpGroup: 'LAB', helpValue: 'SIZE[:FILE]'}),
   mem: Flags.string({description: 'as up --mem (default 1G)', helpGroup: 'LAB'}),
   cpus: Flags.integer({description: 'as up --cpus (default 2)', helpGroup: 'LAB'}),

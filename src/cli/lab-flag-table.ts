@@ -1,5 +1,6 @@
 import type {AccelRequest} from '../lab/accel.js'
 import type {MachineType} from '../lab/topology.js'
+import {DEFAULT_MEM} from '../lab/request.js'
 import type {LabRequest} from '../lab/vm.js'
 
 /**
@@ -20,9 +21,9 @@ export const LAB_FLAG_TABLE = {
   kernel: {type: 'string', description: 'kernel to boot: "distro" (the host\'s newest /boot/vmlinuz with its modules), "debian:VERSION" (Debian\'s prebuilt kernel, e.g. debian:6.12), a built kernel (latest, a version or key) or a bzImage path', default: 'distro'},
   image: {type: 'string', description: 'guest image: a recipe name (see pmemlab image ls), or the path of your own recipe file (.yaml)', default: 'debian-12'},
   memmap: {type: 'string', description: 'a memmap=SIZE!OFFSET range of legacy pmem carved from guest RAM; OFFSET is placed automatically when omitted', multiple: true, helpValue: 'SIZE[@OFFSET]', default: []},
-  nvdimm: {type: 'string', description: 'a file-backed NVDIMM; FILE persists across VMs and is never deleted, without it the backing file is disposable', multiple: true, helpValue: 'SIZE[:FILE]', default: []},
+  nvdimm: {type: 'string', description: 'a file-backed NVDIMM; FILE persists across VMs and is never deleted, without it the backing file is disposable; ",labels" (128K) or ",labels=SIZE" gives it a label area for named namespaces', multiple: true, helpValue: 'SIZE[:FILE][,labels]', default: []},
   'virtio-pmem': {type: 'string', description: 'a virtio-pmem device, backed like --nvdimm', multiple: true, helpValue: 'SIZE[:FILE]', default: []},
-  mem: {type: 'string', description: 'usable guest RAM, not counting memmap ranges (pmemlab adds those)', default: '1G'},
+  mem: {type: 'string', description: 'usable guest RAM, not counting memmap ranges (pmemlab adds those)', default: DEFAULT_MEM},
   cpus: {type: 'integer', description: 'virtual CPUs', default: 2},
   machine: {type: 'string', description: 'QEMU machine type', options: ['pc', 'q35'], default: 'pc'},
   accel: {type: 'string', description: 'accelerator: auto uses KVM only where it really works', options: ['auto', 'kvm', 'tcg'], default: 'auto'},

@@ -17,6 +17,8 @@ export interface TopologyFlags {
 /** When the user names no persistent memory at all: one memmap range and one NVDIMM. */
 export const DEFAULT_MEMMAP = '256M'
 export const DEFAULT_NVDIMM = '512M'
+/** --mem when not given: usable guest RAM, not counting memmap ranges. */
+export const DEFAULT_MEM = '1G'
 
 export function parseMemmapFlag(text: string): MemmapRequest {
   const [size, offset, extra] = text.split('@')
@@ -26,13 +28,33 @@ export function parseMemmapFlag(text: string): MemmapRequest {
     : {size: parseSize(size, '--memmap size'), offset: parseSize(offset, '--memmap offset')}
 }
 
-/** SIZE or SIZE:FILE. FILE may itself contain colons; only the first one separates. */
+/** The label area `,labels` gives an NVDIMM: 128 KiB, the least QEMU takes and what run_qemu uses. */
+export const DEFAULT_LABEL_BYTES = 128 * 1024
+const LABELS = /,labels(?:=([^,:]+))?$/
+
+/**
+ * SIZE, SIZE:FILE, and either with ",labels" or ",labels=SIZE" at the end (an NVDIMM with a
+ * label area, whose namespaces have names and UUIDs). FILE may itself contain colons; only the
+ * first one separates.
+ */
 export function parseDeviceFlag(text: string, flag: string): PmemDeviceRequest {
+  const labels = LABELS.exec(text)
+  if (labels) {
+    if (flag.endsWith('virtio-pmem')) throw usageError(`invalid ${flag} "${text}"`, 'label areas are an NVDIMM feature: use --nvdimm SIZE,labels')
+    const device = parseDeviceFlag(text.slice(0, labels.index), flag)
+    return {...device, labelBytes: labels[1] === undefined ? DEFAULT_LABEL_BYTES : parseSize(labels[1], `${flag} label size`)}
+  }
   const colon = text.indexOf(':')
   const size = colon < 0 ? text : text.slice(0, colon)
   const file = colon < 0 ? undefined : text.slice(colon + 1)
-  if (file === '') throw usageError(`invalid ${flag} "${text}"`, `write SIZE or SIZE:FILE, like 512M or 512M:/var/tmp/nvdimm0.img`)
+  if (file === '') throw usageError(`invalid ${flag} "${text}"`, `write SIZE or SIZE:FILE, like 512M or 512M:/var/tmp/nvdimm0.img${flag.endsWith('nvdimm') ? ', with ",labels" after either for a label area' : ''}`)
   return file === undefined ? {size: parseSize(size, `${flag} size`)} : {size: parseSize(size, `${flag} size`), file}
+}
+
+/** The device flag TEXT (without a file) backed by FILE: SIZE:FILE, keeping any ",labels". */
+export function withDeviceFile(text: string, file: string): string {
+  const labels = LABELS.exec(text)
+  return labels ? `${text.slice(0, labels.index)}:${file}${labels[0]}` : `${text}:${file}`
 }
 
 export function topologyRequest(flags: TopologyFlags): TopologyRequest {

@@ -18,6 +18,7 @@ export interface VmDevice {
   start?: number // guest-physical start of a memmap range
   file?: string // backing file (nvdimm, virtio-pmem)
   persistent: boolean // true when the user named the file: it outlives the VM
+  labelBytes?: number // an NVDIMM's label area, when it has one
 }
 
 export interface VmRecord {

@@ -22,6 +22,9 @@ export interface MemmapRequest {
 export interface PmemDeviceRequest {
   size: number // bytes, NVDIMM or virtio-pmem
   file?: string // the user's persistent backing file
+  // NVDIMM only: a label area of this many bytes (namespaces with names and UUIDs). The backend
+  // grows by it (rounded up to 2 MiB) so that the guest still sees `size` bytes of pmem.
+  labelBytes?: number
 }
 
 export interface TopologyRequest {
@@ -30,7 +33,6 @@ export interface TopologyRequest {
   memmap: MemmapRequest[]
   nvdimms: PmemDeviceRequest[]
   virtioPmem: PmemDeviceRequest[]
-  nvdimmLabelBytes?: number // label area per NVDIMM (e.g. 128 KiB); 0/undefined = label-less
 }
 
 /** A guest-physical range, [start, end). */
@@ -47,6 +49,7 @@ export interface Layout {
   memmap: Array<{start: number; size: number}> // placed ranges, sorted by start
   nvdimms: Array<{
     id: string
+    /** The backend's size: the pmem plus the label area, rounded up to 2 MiB, when there is one. */
     size: number
     labelBytes: number
     /** Size of the persistent region the guest sees: QEMU aligns (size - label) down to the backend alignment (2 MiB). */
@@ -274,30 +277,19 @@ export function planTopology(request: TopologyRequest): Layout {
     .sort((a, b) => a.start - b.start)
 
   // ---- NVDIMMs and virtio-pmem: QEMU's device-memory region above RAM, sized maxmem - ram
-  const label = request.nvdimmLabelBytes ?? 0
-  if (!Number.isSafeInteger(label) || label < 0) {
-    throw usageError(`NVDIMM label size must be a whole number of bytes, got ${label}`, 'use 128K, or 0 for label-less')
-  }
-  if (label > 0 && label < MIN_NVDIMM_LABEL_BYTES) {
-    throw usageError(`NVDIMM label size ${humanSize(label)} is smaller than QEMU's minimum of 128 KiB`, 'use 128K, or 0 for label-less')
-  }
-  if (label % (4 * KiB) !== 0) {
-    throw usageError(`NVDIMM label size ${label} bytes is not a multiple of 4 KiB`, `use ${formatSize(alignUp(label, 4 * KiB))}`)
-  }
   const nvdimms = request.nvdimms.map((d, i) => {
     checkSizeAlign(d.size, `NVDIMM #${i} size`)
+    const label = d.labelBytes ?? 0
+    checkLabelBytes(label)
     // hw/mem/nvdimm.c nvdimm_prepare_memory_region(): the label area is the END of the backend, and
-    // pmem = QEMU_ALIGN_DOWN(size - label, backend align); QEMU refuses when that is 0.
-    const pmemBytes = alignDown(d.size - label, SIZE_ALIGN)
-    if (pmemBytes <= 0) {
-      throw usageError(
-        `NVDIMM #${i} of ${humanSize(d.size)} cannot hold a ${humanSize(label)} label area and 2 MiB of pmem`,
-        `use ${formatSize(alignUp(label, SIZE_ALIGN) + SIZE_ALIGN)} or more`,
-      )
-    }
-    return {id: `nvdimm${i}`, size: d.size, labelBytes: label, pmemBytes, ...(d.file === undefined ? {} : {file: d.file})}
+    // pmem = QEMU_ALIGN_DOWN(size - label, backend align). A backend of SIZE + the label rounded up
+    // to 2 MiB leaves exactly SIZE of pmem: a region of a whole number of 16 MiB namespace
+    // alignments, which ndctl needs to see all of it available (align.sh looks for exactly that).
+    const backend = d.size + alignUp(label, SIZE_ALIGN)
+    return {id: `nvdimm${i}`, size: backend, labelBytes: label, pmemBytes: alignDown(backend - label, SIZE_ALIGN), ...(d.file === undefined ? {} : {file: d.file})}
   })
   const virtioPmem = request.virtioPmem.map((d, i) => {
+    if (d.labelBytes) throw usageError(`virtio-pmem #${i} cannot have labels`, 'label areas are an NVDIMM feature: use --nvdimm SIZE,labels')
     checkSizeAlign(d.size, `virtio-pmem device #${i} size`)
     return {id: `vpmem${i}`, size: d.size, ...(d.file === undefined ? {} : {file: d.file})}
   })
@@ -325,5 +317,18 @@ export function planTopology(request: TopologyRequest): Layout {
     slots,
     maxmemBytes,
     kernelArgs: memmap.map((m) => `memmap=${memmapSpec(m.size, m.start)}`),
+  }
+}
+
+/** A label area QEMU accepts: 0 (label-less), or at least 128 KiB in whole 4 KiB pages. */
+function checkLabelBytes(label: number): void {
+  if (!Number.isSafeInteger(label) || label < 0) {
+    throw usageError(`NVDIMM label size must be a whole number of bytes, got ${label}`, 'use 128K, or 0 for label-less')
+  }
+  if (label > 0 && label < MIN_NVDIMM_LABEL_BYTES) {
+    throw usageError(`NVDIMM label size ${humanSize(label)} is smaller than QEMU's minimum of 128 KiB`, 'use 128K, or 0 for label-less')
+  }
+  if (label % (4 * KiB) !== 0) {
+    throw usageError(`NVDIMM label size ${label} bytes is not a multiple of 4 KiB`, `use ${formatSize(alignUp(label, 4 * KiB))}`)
   }
 }

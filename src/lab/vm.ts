@@ -110,7 +110,7 @@ export async function planVm(request: UpRequest, options: {dryRun?: boolean} = {
   })
   const devices: VmDevice[] = [
     ...layout.memmap.map((m, i) => ({kind: 'memmap' as const, id: `memmap${i}`, size: m.size, start: m.start, persistent: false})),
-    ...layout.nvdimms.map((d, i) => ({kind: 'nvdimm' as const, id: d.id, size: d.size, file: nvdimmFiles[i], persistent: d.file !== undefined})),
+    ...layout.nvdimms.map((d, i) => ({kind: 'nvdimm' as const, id: d.id, size: d.size, file: nvdimmFiles[i], persistent: d.file !== undefined, ...(d.labelBytes > 0 ? {labelBytes: d.labelBytes} : {})})),
     ...layout.virtioPmem.map((d, i) => ({kind: 'virtio-pmem' as const, id: d.id, size: d.size, file: virtioPmemFiles[i], persistent: d.file !== undefined})),
   ]
   return {name, dir, accel, layout, kernel, image, qemu, devices}
@@ -133,9 +133,11 @@ async function checkUserFiles(layout: Layout): Promise<void> {
     const fileStat = await stat(file).catch(() => undefined)
     if (fileStat && !fileStat.isFile()) throw usageError(`backing file ${file} is not a regular file`, 'name a regular file (it is created when missing)')
     if (fileStat && fileStat.size !== device.size) {
+      const pmem = 'pmemBytes' in device ? (device.pmemBytes as number) : device.size
+      const label = device.size - pmem
       throw usageError(
-        `backing file ${file} holds ${humanSize(fileStat.size)} but ${humanSize(device.size)} was asked for`,
-        `ask for the file's size (${fileStat.size} bytes), or name a new file`,
+        `backing file ${file} holds ${humanSize(fileStat.size)} but ${humanSize(device.size)} was asked for${label ? ` (${humanSize(pmem)} of pmem and ${humanSize(label)} for the label area)` : ''}`,
+        label ? `name a new file, or one made with the same SIZE,labels` : `ask for the file's size (${fileStat.size} bytes), or name a new file`,
       )
     }
     device.file = file

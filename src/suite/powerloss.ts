@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {log} from '../core/log.js'
 import {stateDir} from '../core/paths.js'
 import {sleep} from '../core/process.js'
-import {DEFAULT_MEMMAP, DEFAULT_NVDIMM, parseDeviceFlag, type TopologyFlags} from '../lab/request.js'
+import {DEFAULT_MEMMAP, DEFAULT_NVDIMM, parseDeviceFlag, withDeviceFile, type TopologyFlags} from '../lab/request.js'
 import {listRecords} from '../lab/state.js'
 import {testId, type Filesystem, type TestStatus} from './results.js'
 import {parseTap} from './tap.js'
@@ -29,7 +29,7 @@ export function withNvdimmFile(topology: TopologyFlags, file: string): {topology
   const nvdimm = none ? [DEFAULT_NVDIMM] : topology.nvdimm
   if (nvdimm.length === 0) return {topology, owned: false}
   if (parseDeviceFlag(nvdimm[0], '--nvdimm').file !== undefined) return {topology: {...topology, memmap, nvdimm}, owned: false}
-  return {topology: {...topology, memmap, nvdimm: [`${nvdimm[0]}:${file}`, ...nvdimm.slice(1)]}, owned: true}
+  return {topology: {...topology, memmap, nvdimm: [withDeviceFile(nvdimm[0], file), ...nvdimm.slice(1)]}, owned: true}
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {test} from 'node:test'
 import {PmemlabError} from '../../src/core/errors.js'
-import {checkVmName, parseDeviceFlag, parseMemmapFlag, topologyRequest} from '../../src/lab/request.js'
+import {checkVmName, parseDeviceFlag, parseMemmapFlag, topologyRequest, withDeviceFile} from '../../src/lab/request.js'
 
 const M = 1024 ** 2
 const G = 1024 ** 3
@@ -27,6 +27,19 @@ test('memmap and device flags parse SIZE@OFFSET and SIZE:FILE', () => {
   assert.deepEqual(parseDeviceFlag('512M:/var/tmp/a:b.img', '--nvdimm'), {size: 512 * M, file: '/var/tmp/a:b.img'})
   for (const bad of ['256M@', '@4G', '1G@2G@3G', '12Q']) assert.throws(() => parseMemmapFlag(bad), PmemlabError, bad)
   assert.throws(() => parseDeviceFlag('512M:', '--nvdimm'), (error: unknown) => error instanceof PmemlabError && /SIZE:FILE/.test(error.oneLine()))
+})
+
+test('",labels" gives an NVDIMM a label area, with or without a file, and only an NVDIMM', () => {
+  assert.deepEqual(parseDeviceFlag('1G,labels', '--nvdimm'), {size: G, labelBytes: 128 * 1024})
+  assert.deepEqual(parseDeviceFlag('1G,labels=256K', '--nvdimm'), {size: G, labelBytes: 256 * 1024})
+  assert.deepEqual(parseDeviceFlag('1G:/var/tmp/n,1.img,labels', '--nvdimm'), {size: G, file: '/var/tmp/n,1.img', labelBytes: 128 * 1024})
+  assert.deepEqual(parseDeviceFlag('1G:/var/tmp/n,1.img', '--nvdimm'), {size: G, file: '/var/tmp/n,1.img'})
+  assert.throws(() => parseDeviceFlag('1G,labels', '--virtio-pmem'), (error: unknown) => error instanceof PmemlabError && /NVDIMM feature/.test(error.oneLine()))
+  assert.throws(() => parseDeviceFlag('1G,labels=lots', '--nvdimm'), PmemlabError)
+  // The power-loss case backs the first NVDIMM with its own file and keeps the labels.
+  assert.equal(withDeviceFile('1G,labels', '/tmp/x.img'), '1G:/tmp/x.img,labels')
+  assert.equal(withDeviceFile('1G', '/tmp/x.img'), '1G:/tmp/x.img')
+  assert.deepEqual(parseDeviceFlag(withDeviceFile('1G,labels=256K', '/tmp/x.img'), '--nvdimm'), {size: G, file: '/tmp/x.img', labelBytes: 256 * 1024})
 })
 
 test('VM names are short and safe for paths', () => {

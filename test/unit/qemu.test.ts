@@ -182,21 +182,21 @@ describe('buildQemuCommand', () => {
 
   test('NVDIMMs and virtio-pmem: shared file backends, 2M aligned, label-size only when asked', () => {
     const layout = layoutFor({
-      nvdimms: [{size: 512 * MiB}, {size: 1 * GiB}],
+      nvdimms: [{size: 512 * MiB, labelBytes: 128 * 1024}, {size: 1 * GiB}],
       virtioPmem: [{size: 256 * MiB}],
-      nvdimmLabelBytes: 128 * 1024,
     })
     const cmd = buildQemuCommand(spec({layout}))
     const objects = values(cmd.argv, '-object')
     assert.equal(objects.length, 3)
-    assertOption(objects[0], 'memory-backend-file', ['id=nvmem0', 'share=on', `mem-path=${RUN}/nvdimm0.img`, 'size=512M', 'align=2M'])
+    // The label area is added to the backend (rounded up to 2M): the guest still gets 512M of pmem.
+    assertOption(objects[0], 'memory-backend-file', ['id=nvmem0', 'share=on', `mem-path=${RUN}/nvdimm0.img`, 'size=514M', 'align=2M'])
     assertOption(objects[1], 'memory-backend-file', ['id=nvmem1', 'share=on', `mem-path=${RUN}/nvdimm1.img`, 'size=1G', 'align=2M'])
     assertOption(objects[2], 'memory-backend-file', ['id=vpmem0-mem', 'share=on', `mem-path=${RUN}/vpmem0.img`, 'size=256M'])
     const devices = values(cmd.argv, '-device')
     assert.ok(devices.includes('nvdimm,id=nvdimm0,memdev=nvmem0,label-size=128K'))
-    assert.ok(devices.includes('nvdimm,id=nvdimm1,memdev=nvmem1,label-size=128K'))
+    assert.ok(devices.includes('nvdimm,id=nvdimm1,memdev=nvmem1'))
     assert.ok(devices.includes('virtio-pmem-pci,id=vpmem0,memdev=vpmem0-mem'))
-    assertOption(value(cmd.argv, '-m'), 'size=1280M', ['slots=2', 'maxmem=3G'])
+    assertOption(value(cmd.argv, '-m'), 'size=1280M', ['slots=2', 'maxmem=3074M'])
 
     const labelless = buildQemuCommand(spec())
     assert.ok(values(labelless.argv, '-device').includes('nvdimm,id=nvdimm0,memdev=nvmem0'))

@@ -232,10 +232,13 @@ describe('planTopology: NVDIMM and virtio-pmem', () => {
     assert.equal(layout.maxmemBytes, 1 * GiB + 256 * MiB)
   })
 
-  test('a label area comes off the end and the pmem part is 2 MiB aligned, as QEMU does', () => {
-    const layout = planTopology(request({nvdimms: [{size: 512 * MiB}], nvdimmLabelBytes: 128 * 1024}))
+  test('a label area is added to the backend, so that the guest still gets SIZE of pmem', () => {
+    // QEMU puts the label at the end and aligns the rest down to 2 MiB: 512M + 2M - 128K -> 512M.
+    const layout = planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 128 * 1024}]}))
     assert.equal(layout.nvdimms[0].labelBytes, 128 * 1024)
-    assert.equal(layout.nvdimms[0].pmemBytes, 510 * MiB)
+    assert.equal(layout.nvdimms[0].size, 514 * MiB)
+    assert.equal(layout.nvdimms[0].pmemBytes, 512 * MiB)
+    assert.equal(planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 4 * MiB}]})).nvdimms[0].size, 516 * MiB)
   })
 
   test('device sizes must be 2 MiB multiples and non-zero', () => {
@@ -245,9 +248,22 @@ describe('planTopology: NVDIMM and virtio-pmem', () => {
     assertRefused(() => planTopology(request({virtioPmem: [{size: 0}]})), 'virtio-pmem device #0 size')
   })
 
+  test('labels are per NVDIMM: one labelled and one label-less device side by side', () => {
+    const layout = planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 128 * 1024}, {size: 512 * MiB}]}))
+    assert.deepEqual(
+      layout.nvdimms.map((d) => [d.labelBytes, d.pmemBytes]),
+      [
+        [128 * 1024, 512 * MiB],
+        [0, 512 * MiB],
+      ],
+    )
+    assertRefused(() => planTopology(request({virtioPmem: [{size: 512 * MiB, labelBytes: 128 * 1024}]})), 'virtio-pmem #0 cannot have labels', '--nvdimm SIZE,labels')
+  })
+
   test('label sizes QEMU refuses are refused', () => {
-    assertRefused(() => planTopology(request({nvdimms: [{size: 512 * MiB}], nvdimmLabelBytes: 64 * 1024})), '128 KiB')
-    assertRefused(() => planTopology(request({nvdimms: [{size: 2 * MiB}], nvdimmLabelBytes: 128 * 1024})), 'cannot hold', 'use 4M')
+    assertRefused(() => planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 96 * 1024}]})), '128 KiB')
+    assertRefused(() => planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 64 * 1024}]})), '128 KiB')
+    assertRefused(() => planTopology(request({nvdimms: [{size: 512 * MiB, labelBytes: 130 * 1024}]})), 'not a multiple of 4 KiB', 'use 132K')
   })
 })
 
