@@ -24,7 +24,8 @@ import {tmpdir} from 'node:os'
 import {stampFile} from '../core/artifact.js'
 import {ExitCode, PmemlabError} from '../core/errors.js'
 import {noSpaceError} from '../core/nospace.js'
-import {cacheDir} from '../core/paths.js'
+import {cacheDir, downloadsDir} from '../core/paths.js'
+import {download, DownloadError, verifiedDownload} from '../core/download.js'
 import {run} from '../core/exec.js'
 import {imagesRoot, isFile, readImageInfo, type ImageInfo, type LoadedRecipe} from './store.js'
 import {loadImage, type ImageSpec} from './spec.js'
@@ -124,7 +125,7 @@ async function buildStaged(
     const image = join(temp, 'rootfs.img')
 
     const include = [...recipe.packages, ...(recipe.build?.packages ?? [])]
-    if (recipe.build) await stageBuild(temp, loaded)
+    if (recipe.build) await stageBuild(temp, loaded, mirror, opts.signal)
     const bootstrap = [
       // Always unshare: as root this gives mmdebstrap a private mount namespace, so a killed build
       // leaves no /proc or /sys mounted inside the cache. As a normal user it needs unprivileged
@@ -137,7 +138,8 @@ async function buildStaged(
       ...(recipe.build ? buildHooks(recipe.build) : []),
       '--verbose',
     ]
-    const programs = recipe.build ? `, compiling ${recipe.build.programs.length} guest programs` : ''
+    const upstream = recipe.build?.upstream.length ? ` and ${recipe.build.upstream.map((project) => project.name).join(', ')}` : ''
+    const programs = recipe.build ? `, compiling ${recipe.build.programs.length} guest programs${upstream}` : ''
     const summary = `Debian ${recipe.suite} (${recipe.variant} + ${recipe.packages.length} packages${programs}) from ${mirror}`
     // The build hooks copy the staged sources in from the build directory (relative paths).
     const cwd = temp
@@ -261,11 +263,51 @@ export function buildScript(build: RecipeBuild): string {
       shellQuote(['echo', `pmemlab: built ${program.to}`]),
     )
   }
+  // Upstream projects are unpacked where they are used and built there: their build trees hold
+  // the test programs and the paths those were linked against.
+  for (const project of build.upstream) {
+    const tarball = `/tmp/${BUILD_DIR}/${UPSTREAM_DIR}/${posix.basename(project.file)}`
+    const src = posix.join(project.to, 'src')
+    lines.push(
+      shellQuote(['echo', `pmemlab: building ${project.name} from ${posix.basename(project.file)} in ${project.to}`]),
+      shellQuote(['mkdir', '-p', src]),
+      shellQuote(['tar', '-xf', tarball, '-C', src, '--strip-components=1', '--no-same-owner']),
+      shellQuote(['/bin/sh', '-eu', `/tmp/${BUILD_DIR}/${project.script}`, project.to]),
+    )
+  }
   return `${lines.join('\n')}\n`
 }
 
+/** Where the upstream tarballs are staged in the build directory. */
+const UPSTREAM_DIR = 'upstream'
+
+/**
+ * The upstream tarballs the recipe pins, from the mirror's pool into downloads/ (kept verified
+ * there for the next build, or for an air-gapped one), then linked into the build directory.
+ */
+async function stageUpstream(dir: string, build: RecipeBuild, mirror: string, signal?: AbortSignal): Promise<void> {
+  if (build.upstream.length === 0) return
+  await mkdir(join(dir, UPSTREAM_DIR), {mode: 0o755})
+  await mkdir(downloadsDir(), {recursive: true})
+  for (const project of build.upstream) {
+    const name = posix.basename(project.file)
+    const file = join(downloadsDir(), name)
+    if ((await verifiedDownload(file)) !== project.sha256) {
+      const url = `${mirror.replace(/\/+$/, '')}/${project.file}`
+      await download(url, file, project.sha256, 'the recipe', signal).catch((error: unknown) => {
+        if (error instanceof DownloadError && error.status === 404) {
+          throw new PmemlabError(`${name} is not in the pool of ${mirror} (HTTP 404)`, ExitCode.failure, `the recipe pins ${project.file}: point PMEMLAB_DEBIAN_MIRROR at a mirror that carries it, or put the file (sha256 ${project.sha256.slice(0, 16)}…) in ${downloadsDir()} with its sum in ${name}.sha256`)
+        }
+        throw error
+      })
+    }
+    await copyFile(file, join(dir, UPSTREAM_DIR, name))
+    await chmod(join(dir, UPSTREAM_DIR, name), 0o644)
+  }
+}
+
 /** Copies the build sources (at their package paths) and build.sh into the build directory. */
-async function stageBuild(temp: string, loaded: LoadedRecipe): Promise<void> {
+async function stageBuild(temp: string, loaded: LoadedRecipe, mirror: string, signal?: AbortSignal): Promise<void> {
   const dir = join(temp, BUILD_DIR)
   // Readable by all: in unshare mode without root, copy-in reads as a subordinate user id.
   await mkdir(dir, {mode: 0o755})
@@ -275,6 +317,7 @@ async function stageBuild(temp: string, loaded: LoadedRecipe): Promise<void> {
     await mkdir(join(target, '..'), {recursive: true, mode: 0o755})
     await writeFile(target, file.content, {mode: 0o644})
   }
+  await stageUpstream(dir, loaded.recipe.build!, mirror, signal)
   await writeFile(join(dir, 'build.sh'), buildScript(loaded.recipe.build!), {mode: 0o644})
 }
 

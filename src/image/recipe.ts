@@ -47,9 +47,26 @@ const buildSchema = z
           })
           .strict(),
       )
-      .min(1),
+      .default([]),
+    // Upstream projects built from a Debian source tarball inside the image (ndctl's and PMDK's
+    // own test suites): fetched from the mirror's pool, checked against the pinned sha256,
+    // unpacked into `to`/src and built there by `script` (run with `to` as its argument).
+    upstream: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lower-case letters, digits, ".", "_" and "-"'),
+            file: z.string().regex(/^pool\/[a-z0-9-]+\/[a-z0-9+.-]+\/[a-z0-9+.-]+\/[A-Za-z0-9+.~_-]+\.tar\.(gz|xz|bz2)$/, 'a tarball in the archive, like pool/main/n/ndctl/ndctl_81.orig.tar.gz'),
+            sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the tarball\'s sha256, as the Sources index lists it'),
+            to: guestPathSchema,
+            script: sourcePathSchema,
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict()
+  .refine((build) => build.programs.length + build.upstream.length > 0, 'a build needs programs or upstream sources')
 
 export type RecipeBuild = z.infer<typeof buildSchema>
 

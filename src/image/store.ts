@@ -99,7 +99,7 @@ export async function loadRecipe(name: string, opts: LoadOptions = {}): Promise<
       }
     }),
   )
-  const sourcePaths = [...new Set(recipe.build?.programs.flatMap((program) => program.sources) ?? [])]
+  const sourcePaths = [...new Set([...(recipe.build?.programs.flatMap((program) => program.sources) ?? []), ...(recipe.build?.upstream.map((project) => project.script) ?? [])])]
   const buildSources = await Promise.all(
     sourcePaths.map(async (source) => {
       try {

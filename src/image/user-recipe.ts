@@ -173,7 +173,7 @@ export function mergeRecipe(base: Recipe, user: UserRecipe, name: string): Recip
     const programs = user.build.programs.map(({where: _where, ...program}) => ({...program, sources: program.sources.map((source) => `${USER_SOURCES}/${source}`)}))
     merged.build = base.build
       ? {...base.build, packages: union(base.build.packages, user.build.packages), programs: [...base.build.programs, ...programs]}
-      : {packages: user.build.packages, keepPackages: false, cflags: ['-O2'], programs}
+      : {packages: user.build.packages, keepPackages: false, cflags: ['-O2'], programs, upstream: []}
     // As recipe.ts requires of pmemlab's recipes: the image's own apt purges the build packages.
     if (merged.build.packages.length > 0 && !merged.build.keepPackages && !merged.packages.includes('apt')) {
       throw usageError(`${user.file}: build: list apt among the packages`, 'it removes the build packages inside the image')
