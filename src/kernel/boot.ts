@@ -51,10 +51,10 @@ export const BOOT_MODULES = [
 
 /**
  * Modules shipped but not loaded at boot: the guest's modprobe loads them on demand (mount -t xfs,
- * mount -t 9p, daxctl reconfigure-device --mode=system-ram). xfs alone takes 1.5 s to insmod
- * under TCG.
+ * mount -t 9p, daxctl reconfigure-device --mode=system-ram, dmsetup for ndctl's dm.sh). xfs alone
+ * takes 1.5 s to insmod under TCG.
  */
-export const ON_DEMAND_MODULES = ['libcrc32c', 'xfs', 'kmem', '9pnet_virtio', '9p']
+export const ON_DEMAND_MODULES = ['libcrc32c', 'xfs', 'kmem', '9pnet_virtio', '9p', 'dm_mod']
 
 /**
  * Modules of the lists above that newer kernels no longer have, and no longer need: in Debian's

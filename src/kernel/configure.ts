@@ -71,6 +71,12 @@ export async function loadFragments(request: {configs?: string[]; sets?: string[
     inputs.push({name: `kernel-configs/${name}`, text})
   }
   for (const file of request.configs ?? []) {
+    const named = await namedFragment(file)
+    if (named) {
+      records.push({name: `kernel-configs/${file}.config`, path: named.path, sha256: sha256(named.text), user: false})
+      inputs.push({name: `kernel-configs/${file}.config`, text: named.text})
+      continue
+    }
     const path = resolve(file)
     let text: string
     try {
@@ -90,6 +96,20 @@ export async function loadFragments(request: {configs?: string[]; sets?: string[
   }
   for (const input of inputs) parseFragment(input.text, input.name)
   return {records, inputs}
+}
+
+/** Fragments always applied: --config cannot name them again. */
+const ALWAYS = new Set(['qemu-base', 'pmem'])
+
+/**
+ * A checked-in fragment named by --config NAME (kernel-configs/NAME.config: ndctl, debug), or
+ * nothing when NAME is a path. A file of the same name in the current directory is ./NAME.
+ */
+async function namedFragment(name: string): Promise<{path: string; text: string} | undefined> {
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(name) || ALWAYS.has(name)) return undefined
+  const path = join(fragmentsDir(), `${name}.config`)
+  const text = await readFile(path, 'utf8').catch(() => undefined)
+  return text === undefined ? undefined : {path, text}
 }
 
 /** The fragments merged for one kernel version, with the overrides and the options not in this version logged. */

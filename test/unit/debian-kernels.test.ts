@@ -263,6 +263,7 @@ kernel/drivers/char/hw_random/virtio-rng.ko${ext}:
 kernel/net/9p/9pnet.ko${ext}:
 kernel/net/9p/9pnet_virtio.ko${ext}: kernel/net/9p/9pnet.ko${ext}
 kernel/fs/9p/9p.ko${ext}: kernel/net/9p/9pnet.ko${ext}
+kernel/drivers/md/dm-mod.ko${ext}:
 `
 const DEP_510 = `${NVDIMM_DEP('')}kernel/drivers/dax/pmem/dax_pmem_core.ko: kernel/drivers/nvdimm/libnvdimm.ko
 kernel/drivers/dax/pmem/dax_pmem.ko: kernel/drivers/dax/pmem/dax_pmem_core.ko

@@ -222,6 +222,20 @@ describe('the checked-in fragments across versions', () => {
     assert.ok(at('5.2.21').notInThisVersion.some((o) => o.option === 'CONFIG_VIRTIO_PMEM' && o.when === 'linux >= 5.3'))
   })
 
+  test('--config ndctl is the checked-in fragment ndctl\'s tests need, after pmem.config; other words are paths', async () => {
+    const loaded = await loadFragments({configs: ['ndctl']})
+    assert.deepEqual(loaded.records.map((r) => [r.name, r.user]), [
+      ['kernel-configs/qemu-base.config', false],
+      ['kernel-configs/pmem.config', false],
+      ['kernel-configs/ndctl.config', false],
+    ])
+    const merged = fragmentsForVersion(loaded, '6.1.192').merged.options
+    for (const option of ['FTRACE', 'EVENT_TRACING', 'BLK_DEV_DM', 'FS_DAX']) assert.equal(merged.get(option)?.value, 'y', option)
+    // pmem is applied anyway, and a word naming no checked-in fragment is read as a file.
+    await assert.rejects(loadFragments({configs: ['pmem']}), usage(/cannot read the fragment pmem/))
+    await assert.rejects(loadFragments({configs: ['no-such-fragment']}), usage(/cannot read the fragment no-such-fragment/))
+  })
+
   test('a malformed range in a --config fragment is refused when the fragments are loaded, naming file and line', async () => {
     const file = join(scratch, 'mine.config')
     await writeFile(file, 'CONFIG_A=y\n# pmemlab-when: linux >= banana\nCONFIG_B=y\n')

@@ -60,10 +60,11 @@ A build with the same source, patches, fragments, compiler and architecture is a
     '<%= config.bin %> kernel build --tree ~/linux --ref v6.12 --set CONFIG_KASAN=y',
     '<%= config.bin %> kernel build --version 6.12 --patch 0001-dax-fix.patch --patch 0002-dax-test.patch',
     '<%= config.bin %> kernel build --version 6.1 --mirror http://mirror.lab/pub/linux/kernel --config my.config',
+    '<%= config.bin %> kernel build --source /usr/src/linux-source-6.1.tar.xz --config ndctl',
   ]
   static override flags = {
     ...sourceFlags,
-    config: Flags.string({description: 'a fragment of your own (CONFIG_X=y lines), applied after the checked-in ones; repeatable', multiple: true, default: []}),
+    config: Flags.string({description: 'a fragment of your own (CONFIG_X=y lines), or the name of a checked-in one (ndctl: what ndctl\'s tests need), applied after qemu-base and pmem; repeatable', multiple: true, default: [], helpValue: 'FILE|ndctl'}),
     patch: Flags.string({
       description: 'a patch (git format-patch, git diff or diff -u; -p1, or -p0 when its paths have no a/ b/), applied to pmemlab\'s copy of the source before configuring; repeatable, in order. Not with --tree without --ref',
       multiple: true,
