@@ -10,6 +10,7 @@ import {bootFailureIsKernels, childError, topologyFlags} from './gate.js'
 import {ranAttempt} from './results.js'
 import {planPath, type MatrixPlan} from './schema.js'
 import type {AttemptFact} from './state.js'
+import {isNamedSuite} from '../suite/names.js'
 
 /** The files of one attempt, relative to the cell's directory. */
 export const attemptFiles = (n: number) => ({
@@ -26,7 +27,7 @@ export const attemptFiles = (n: number) => ({
  */
 export function cellCommand(plan: Pick<MatrixPlan, 'baseDir'>, cells: readonly Cell[], kernelSpec: string, image: string): string[] {
   const [cell] = cells
-  const suite = cell.suite.source === 'builtin' ? 'builtin' : planPath(plan, cell.suite.source)
+  const suite = isNamedSuite(cell.suite.source) ? cell.suite.source : planPath(plan, cell.suite.source)
   return ['test', '--kernel', kernelSpec, '--image', image, ...topologyFlags(cell.topology), '--fs', cells.map((c) => c.filesystem).join(','), '--suite', suite]
 }
 

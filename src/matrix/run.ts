@@ -38,6 +38,7 @@ import {planPath, type MatrixPlan} from './schema.js'
 import {bootGroups, consoleRelease, partDocument, splitReport} from './share.js'
 import {Slots} from './slots.js'
 import {attemptVerdict, decideCell, wantsRetry, type AttemptFact, type BuildFact, type CellDecision, type GateFact} from './state.js'
+import {isNamedSuite} from '../suite/names.js'
 
 export interface MatrixRunOptions {
   plan: MatrixPlan
@@ -86,7 +87,7 @@ export async function runMatrix(options: MatrixRunOptions): Promise<MatrixRunRes
   const expansion = expandCells(plan)
   const cells = options.cell === undefined ? expansion.cells : [findCell(expansion, options.cell, plan.file)]
   for (const suite of plan.suites) {
-    if (suite.source === 'builtin') continue
+    if (isNamedSuite(suite.source)) continue
     // Checked as pmemlab test will, but named by where the file lists it.
     await loadUserSuite(planPath(plan, suite.source), 120).catch((error: unknown) => {
       if (!(error instanceof PmemlabError)) throw error

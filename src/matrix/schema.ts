@@ -14,7 +14,7 @@
  *     memmap: {memmap: [256M]}
  *     nvdimm: {nvdimm: [512M], mem: 1G}
  *   filesystems: [ext4, xfs]              # default: ext4, xfs
- *   suites: [builtin, ./my-suite]         # default: builtin
+ *   suites: [builtin, ndctl, ./my-suite]  # default: builtin
  *   exclude:
  *     - {topology: virtio, max_version: '5.2'}   # virtio-pmem arrived in 5.3
  *   retries: 1                            # extra attempts of a cell that did not pass
@@ -33,6 +33,7 @@ import {list, LocatedYaml, text, type YamlPath} from '../core/located.js'
 import {buildShape, version} from '../kernel/spec.js'
 import {checkMem, checkPmem, pmemFields} from '../lab/topology-file.js'
 import {FILESYSTEMS, type Filesystem} from '../suite/results.js'
+import {isNamedSuite} from '../suite/names.js'
 import {checkKernel, kernelEntry, kernelShape, name, NAME, NAME_FIX, oneOrMore, safeName, type MatrixKernel} from './kernels.js'
 
 export const MATRIX_FORMAT = 1
@@ -94,7 +95,7 @@ export interface MatrixPlan {
 const topologyShape = z.object(pmemFields).strict()
 
 const suiteShape = z.object({dir: text, name: name.optional()}).strict()
-const suiteEntry = z.preprocess((v) => (typeof v === 'string' ? (v === 'builtin' ? {dir: v, name: v} : {dir: v}) : v), suiteShape)
+const suiteEntry = z.preprocess((v) => (typeof v === 'string' ? (isNamedSuite(v) ? {dir: v, name: v} : {dir: v}) : v), suiteShape)
 
 const excludeShape = z
   .object({

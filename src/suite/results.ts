@@ -44,8 +44,8 @@ export interface TestResult {
 
 export interface SuiteResult {
   name: string
-  kind: 'builtin' | 'user'
-  /** The host directory of a user suite. */
+  kind: 'builtin' | 'user' | 'upstream'
+  /** The host directory of a user suite; where an upstream suite is built in the guest. */
   source?: string
   tests: TestResult[]
 }
@@ -110,9 +110,10 @@ export function countResults(tests: readonly TestResult[]): Counts {
 export const allTests = (report: Pick<RunReport, 'suites'>) => report.suites.flatMap((s) => s.tests)
 
 /** Failing: a test that failed, timed out or could not run, or a console finding that fails runs. */
-export function runFailed(report: Pick<RunReport, 'suites' | 'findings' | 'error'>): boolean {
+export function runFailed(report: Pick<RunReport, 'suites' | 'findings' | 'error'>, options: {failOnSkip?: boolean} = {}): boolean {
   const counts = countResults(allTests(report))
-  return report.error !== undefined || counts.failed + counts.timedOut + counts.errors > 0 || report.findings.some((f) => f.fails)
+  const skips = options.failOnSkip ? counts.skipped : 0
+  return report.error !== undefined || counts.failed + counts.timedOut + counts.errors + skips > 0 || report.findings.some((f) => f.fails)
 }
 
 export const testId = (suite: string, group: string, name: string) => [suite, group, name].filter(Boolean).join('/')
@@ -150,15 +151,22 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${source}$`, 'i')
 }
 
-/** Whether ID is selected: no filter, or any glob matching it (or one of its "a/b" prefixes). */
+/**
+ * Whether ID is selected: a glob matches it or one of its "a/b" prefixes, and no "!glob" does
+ * (with only "!" globs, everything else is selected).
+ */
 export function selected(id: string, filters: readonly string[]): boolean {
   if (filters.length === 0) return true
   const parts = id.split('/')
   const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'))
-  return filters.some((glob) => {
+  const matches = (glob: string) => {
     const re = globToRegExp(glob)
     return prefixes.some((prefix) => re.test(prefix))
-  })
+  }
+  const excludes = filters.filter((glob) => glob.startsWith('!'))
+  const includes = filters.filter((glob) => !glob.startsWith('!'))
+  if (excludes.some((glob) => matches(glob.slice(1)))) return false
+  return includes.length === 0 || includes.some(matches)
 }
 
 // ---------------------------------------------------------------------------------------------

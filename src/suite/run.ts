@@ -17,6 +17,8 @@ import {powerLossCase, useOwnedNvdimmFile} from './powerloss.js'
 import {MANIFEST, runFailed, type RunReport, type UserSuite} from './results.js'
 import {BUILTIN, TestRun, type TestRunOptions} from './testrun.js'
 import {loadUserSuite, userSuite} from './usersuite.js'
+import {checkUpstreamSpecs, upstreamSuite, upstreamSuiteNamed, upstreamTopology} from './upstream.js'
+import {DEFAULT_MEM} from '../lab/request.js'
 
 export type {TestRunOptions} from './testrun.js'
 
@@ -25,15 +27,19 @@ const LAB_ENDS = new Set<number>([ExitCode.bootFailed, ExitCode.guestDied, ExitC
 
 /** Runs `pmemlab test`. User suites are loaded and checked first: bad input fails before anything boots. */
 export async function runTests(options: TestRunOptions): Promise<RunReport> {
+  const upstreamSuites = checkUpstreamSpecs(options.suites)
   const userSuites: UserSuite[] = []
   for (const spec of options.suites) {
-    if (spec === BUILTIN) continue
+    if (spec === BUILTIN || upstreamSuiteNamed(spec)) continue
     const suite = await loadUserSuite(spec, options.timeoutSec)
     if (userSuites.some((s) => s.name === suite.name)) throw usageError(`two user suites are named ${suite.name}`, `rename one in its ${MANIFEST}`)
+    if (suite.name === BUILTIN || upstreamSuiteNamed(suite.name)) throw usageError(`the user suite in ${suite.dir} is named ${suite.name}, like pmemlab's own suite`, `rename it in its ${MANIFEST}`)
     userSuites.push(suite)
   }
   if (options.filesystems.length === 0) throw usageError('no filesystem to test', 'give --fs ext4, xfs or ext4,xfs')
-  return execute(new TestRun(options, userSuites))
+  const lab = upstreamTopology(options.topology, upstreamSuites, DEFAULT_MEM)
+  if (lab.chosen) log.info(`no pmem devices named: the lab for ${upstreamSuites.map((s) => s.name).join(' and ')} is ${lab.chosen}`)
+  return execute(new TestRun({...options, topology: lab.topology}, userSuites, upstreamSuites))
 }
 
 async function execute(testRun: TestRun): Promise<RunReport> {
@@ -59,6 +65,8 @@ async function execute(testRun: TestRun): Promise<RunReport> {
       const devices = await inventory(testRun)
       if (testRun.builtin) await builtinSuite(testRun, devices)
       for (const suite of testRun.userSuites) await userSuite(testRun, suite, devices)
+      // They reshape the namespaces as they go: after the suites that use them as booted.
+      for (const suite of testRun.upstreamSuites) await upstreamSuite(testRun, suite)
       if (testRun.powerLoss) await powerLossCase(testRun, devices)
     }
     kept = await testRun.finish()
@@ -86,7 +94,7 @@ async function execute(testRun: TestRun): Promise<RunReport> {
     ...(error ? {error: error.oneLine(), errorDetails: [...error.details]} : {}),
     ...(kept ? {kept} : {}),
   }
-  report.ok = !runFailed(report)
+  report.ok = !runFailed(report, {failOnSkip: testRun.options.failOnSkip})
   report.exitCode = error ? error.exitCode : report.ok ? ExitCode.ok : ExitCode.failure
   return report
 }

@@ -23,6 +23,7 @@ import {
   runFailed,
   secondsText,
   selected,
+  subResults,
   testId,
   type ConsoleFinding,
   type Filesystem,
@@ -33,6 +34,8 @@ import {
   type UserSuite,
 } from './results.js'
 import {failing, looksLikeTap, TapParser, type TapAssert, type TapDocument} from './tap.js'
+import type {UpstreamSuite} from './upstream.js'
+import {BUILTIN} from './names.js'
 
 export interface TestRunOptions extends LabRequest {
   filesystems: Filesystem[]
@@ -46,13 +49,15 @@ export interface TestRunOptions extends LabRequest {
   keep: boolean
   /** Leave raw NVDIMM namespaces raw (reproduces the silent non-DAX fallback). */
   rawNamespaces: boolean
+  /** A skipped test fails the run (run_qemu's and PMDK's fail_on_skip). */
+  failOnSkip?: boolean
   /** Append each VM's console log here before its directory goes (--console-log; the matrix keeps one per cell). */
   consoleLog?: string
   /** evidence: kernel reports on the console are what the caller looks for (repro), announced as facts, not errors. */
   findingsAre?: FindingsAre
 }
 
-export const BUILTIN = 'builtin'
+export {BUILTIN} from './names.js'
 const OUTPUT_LIMIT = 64 * 1024
 
 /** The outcome of one guest command run under timeout(1). */
@@ -116,12 +121,14 @@ export class TestRun {
   constructor(
     readonly options: TestRunOptions,
     readonly userSuites: UserSuite[],
+    readonly upstreamSuites: UpstreamSuite[] = [],
   ) {
     this.topology = options.topology
     this.builtin = options.suites.includes(BUILTIN)
     this.powerLoss = this.builtin && selected(`${BUILTIN}/power-loss`, options.filters)
     this.suites.set(BUILTIN, {name: BUILTIN, kind: 'builtin', tests: []})
     for (const suite of userSuites) this.suites.set(suite.name, {name: suite.name, kind: 'user', source: suite.dir, tests: []})
+    for (const suite of upstreamSuites) this.suites.set(suite.name, {name: suite.name, kind: 'upstream', source: suite.root, tests: []})
     if (!this.builtin) this.suites.delete(BUILTIN)
   }
 
@@ -201,7 +208,7 @@ export class TestRun {
 
   async finish(): Promise<RunReport['kept']> {
     await this.closeWatcher()
-    const failed = runFailed({suites: [...this.suites.values()], findings: this.findings})
+    const failed = runFailed({suites: [...this.suites.values()], findings: this.findings}, {failOnSkip: this.options.failOnSkip})
     if (!this.options.keep || !failed || !this.session) return undefined
     if (this.lost || !(await this.alive())) {
       log.warn(`--keep: ${this.session.record.name} is gone (${this.lost ?? 'QEMU exited'}), nothing to keep`)
@@ -325,6 +332,41 @@ export class TestRun {
   skipSteps(suite: string, group: string, steps: string[], why: string): void {
     for (const step of steps) this.record({suite, group, name: step, status: 'skip', durationMs: 0, message: why})
   }
+}
+
+/** The exit status of a test that skips itself (automake's convention, which ndctl's and PMDK's tests keep). */
+export const SKIP_STATUS = 77
+
+/**
+ * The verdict on a test that is one guest command: its TAP when it printed some (each test
+ * point a subtest), else its exit status (0 passes, 77 skips, anything else fails), with a
+ * timeout or a lost guest before either.
+ */
+export function exitVerdict(run: GuestRun, timeoutSec: number): Pick<TestResult, 'status' | 'message' | 'details' | 'output' | 'subtests'> {
+  const output = clip([run.stdout, run.stderr].filter(Boolean).join(run.stdout.endsWith('\n') || !run.stdout ? '' : '\n'))
+  const subtests = run.tap ? subResults(run.tap) : undefined
+  const lastLines = [...tail(run.stdout, 5), ...tail(run.stderr, 5)]
+  let status: TestStatus
+  let message: string | undefined
+  let details: string[] | undefined
+  if (run.lost) [status, message] = ['error', `${run.lost}`]
+  else if (run.error) [status, message] = ['error', run.error]
+  else if (run.timedOut) [status, message, details] = ['timeout', `killed after ${timeoutSec} s (its timeout)`, lastLines]
+  else if (run.exitCode === SKIP_STATUS || (run.tap?.plan?.skipAll !== undefined && run.exitCode === 0)) {
+    ;[status, message] = ['skip', run.tap?.plan?.skipAll || tail(run.stdout, 1)[0] || `exit status ${SKIP_STATUS}`]
+  } else if (run.tap) {
+    const bad = run.tap.asserts.filter(failing)
+    if (run.exitCode === 0 && run.tap.ok) status = 'pass'
+    else {
+      status = 'fail'
+      message = bad.length > 0
+        ? `${bad.length} of ${run.tap.asserts.length} checks failed: ${bad.map((a) => a.name).join('; ')}`
+        : run.tap.bailOut !== undefined ? `bailed out: ${run.tap.bailOut}` : run.tap.problems.length ? run.tap.problems.join('; ') : `exited with status ${run.exitCode}`
+      details = [...bad.flatMap((a) => a.diagnostics.map((d) => `${a.name}: ${d}`)), ...tail(run.stderr, 5)]
+    }
+  } else if (run.exitCode === 0) status = 'pass'
+  else [status, message, details] = ['fail', run.exitCode === 127 ? `command not found (exit 127)` : `exited with status ${run.exitCode}`, lastLines]
+  return {status, ...(message ? {message} : {}), ...(details?.length ? {details} : {}), ...(output ? {output} : {}), ...(subtests ? {subtests} : {})}
 }
 
 /** A death the lab explained: the guest died (7) or QEMU did (8). */

@@ -15,19 +15,14 @@ import {
   planUserSuite,
   roundsFor,
   selected,
-  subResults,
   testId,
   type Filesystem,
-  type TestStatus,
   type UserSuite,
 } from './results.js'
-import {failing} from './tap.js'
 import {deviceName, mountAll, type GuestDevice, type Mount} from './devices.js'
-import {clip, stepLine, tail, type TestRun} from './testrun.js'
+import {exitVerdict, stepLine, tail, type TestRun} from './testrun.js'
 
 const GUEST_SUITES = '/opt/pmemlab-suites'
-/** The exit status of a user test that skips itself (automake's convention). */
-const SKIP_STATUS = 77
 
 /** Loads and validates the user suites before anything boots: bad input fails fast (exit 2). */
 export async function loadUserSuite(dir: string, defaultTimeoutSec: number): Promise<UserSuite> {
@@ -135,38 +130,5 @@ async function userTest(testRun: TestRun, suite: UserSuite, fs: Filesystem, test
   stepLine(`${suite.name} ${fs}: ${test.name}`)
   const run = await testRun.guest(commandFor(suite, test.run, test.args), {timeoutSec: test.timeoutSec, env, cwd, live: true})
   testRun.phases.testsMs += run.elapsedMs
-  const output = clip([run.stdout, run.stderr].filter(Boolean).join(run.stdout.endsWith('\n') || !run.stdout ? '' : '\n'))
-  const subtests = run.tap ? subResults(run.tap) : undefined
-  const lastLines = [...tail(run.stdout, 5), ...tail(run.stderr, 5)]
-  let status: TestStatus
-  let message: string | undefined
-  let details: string[] | undefined
-  if (run.lost) [status, message] = ['error', `${run.lost}`]
-  else if (run.error) [status, message] = ['error', run.error]
-  else if (run.timedOut) [status, message, details] = ['timeout', `killed after ${test.timeoutSec} s (its timeout)`, lastLines]
-  else if (run.exitCode === SKIP_STATUS || (run.tap?.plan?.skipAll !== undefined && run.exitCode === 0)) {
-    ;[status, message] = ['skip', run.tap?.plan?.skipAll || tail(run.stdout, 1)[0] || `exit status ${SKIP_STATUS}`]
-  } else if (run.tap) {
-    const bad = run.tap.asserts.filter(failing)
-    if (run.exitCode === 0 && run.tap.ok) status = 'pass'
-    else {
-      status = 'fail'
-      message = bad.length > 0
-        ? `${bad.length} of ${run.tap.asserts.length} checks failed: ${bad.map((a) => a.name).join('; ')}`
-        : run.tap.bailOut !== undefined ? `bailed out: ${run.tap.bailOut}` : run.tap.problems.length ? run.tap.problems.join('; ') : `exited with status ${run.exitCode}`
-      details = [...bad.flatMap((a) => a.diagnostics.map((d) => `${a.name}: ${d}`)), ...tail(run.stderr, 5)]
-    }
-  } else if (run.exitCode === 0) status = 'pass'
-  else [status, message, details] = ['fail', run.exitCode === 127 ? `command not found (exit 127)` : `exited with status ${run.exitCode}`, lastLines]
-  testRun.record({
-    suite: suite.name,
-    group: fs,
-    name: test.name,
-    status,
-    durationMs: run.elapsedMs,
-    ...(message ? {message} : {}),
-    ...(details?.length ? {details} : {}),
-    ...(output ? {output} : {}),
-    ...(subtests ? {subtests} : {}),
-  })
+  testRun.record({suite: suite.name, group: fs, name: test.name, durationMs: run.elapsedMs, ...exitVerdict(run, test.timeoutSec)})
 }

@@ -71,6 +71,30 @@ test('buildScript compiles each program with the cflags, -static when asked, the
   assert.equal(script[1], 'set -eu', 'a failed compile fails the image build')
 })
 
+test('buildScript unpacks each upstream tarball where it is used and runs its build script there', async () => {
+  const {build} = (await loadRecipe('debian-12')).recipe
+  assert.ok(build)
+  const ndctl = build.upstream.find((project) => project.name === 'ndctl')
+  assert.ok(ndctl, 'the debian-12 image carries ndctl\'s tests')
+  const script = buildScript(build).split('\n')
+  const unpack = script.findIndex((line) => line.startsWith('tar -xf '))
+  assert.equal(script[unpack], `tar -xf /tmp/pmemlab-build/upstream/${ndctl.file.split('/').at(-1)} -C ${ndctl.to}/src --strip-components=1 --no-same-owner`)
+  assert.equal(script[unpack + 1], `/bin/sh -eu /tmp/pmemlab-build/${ndctl.script} ${ndctl.to}`)
+  assert.ok(script.indexOf(`mkdir -p ${ndctl.to}/src`) < unpack)
+  // The build script is hashed like the programs' sources: editing it makes a new image.
+  assert.ok((await loadRecipe('debian-12')).buildSources.some((file) => file.source === ndctl.script))
+})
+
+test('the recipe schema pins upstream tarballs by pool path and sha256', () => {
+  const base = {name: 'x', description: 'd', suite: 'bookworm', sizeMiB: 800, packages: ['apt']}
+  const project = {name: 'ndctl', file: 'pool/main/n/ndctl/ndctl_81.orig.tar.gz', sha256: 'e'.repeat(64), to: '/opt/ndctl', script: 'guest/upstream/ndctl.sh'}
+  assert.equal(recipeSchema.safeParse({...base, build: {upstream: [project]}}).success, true, 'a build may have no programs when it has upstream sources')
+  assert.equal(recipeSchema.safeParse({...base, build: {}}).success, false, 'but not neither')
+  for (const bad of [{file: 'https://example.org/ndctl.tar.gz'}, {file: 'pool/main/n/ndctl/../../x.tar.gz'}, {sha256: 'abc'}, {to: 'opt/ndctl'}, {script: '/etc/x.sh'}]) {
+    assert.equal(recipeSchema.safeParse({...base, build: {upstream: [{...project, ...bad}]}}).success, false, JSON.stringify(bad))
+  }
+})
+
 test('an unknown recipe is a one-line usage error listing the known ones', async () => {
   await assert.rejects(loadRecipe('debian-99'), (error: unknown) => {
     assert.ok(error instanceof PmemlabError)

@@ -137,6 +137,12 @@ test('selected: no filter selects all; a glob selects an id or any of its prefix
   assert.ok(!selected('builtin/memmap0/xfs/pmemobj', ['builtin/nvdimm0/*']))
   assert.ok(selected('user-suite/ext4/pass.sh', ['nothing', 'user-suite/*']))
   assert.ok(!selected('builtin/power-loss', ['user-suite/*']))
+  // "!glob" leaves out what it matches, from everything or from what the other globs select.
+  assert.ok(!selected('builtin/memmap0/xfs/pmd', ['!*/pmd']))
+  assert.ok(selected('builtin/memmap0/xfs/pmemobj', ['!*/pmd']))
+  assert.ok(!selected('builtin/nvdimm0/ext4/pmemobj', ['builtin/nvdimm0/*', '!builtin/nvdimm0/ext4']), 'excluding a group excludes its steps')
+  assert.ok(selected('builtin/nvdimm0/xfs/pmemobj', ['builtin/nvdimm0/*', '!builtin/nvdimm0/ext4']))
+  assert.ok(!selected('builtin/memmap0/xfs/pmemobj', ['builtin/nvdimm0/*', '!*/pmd']))
 })
 
 // ---------------------------------------------------------------------------------------------
