@@ -17,7 +17,7 @@ import {powerLossCase, useOwnedNvdimmFile} from './powerloss.js'
 import {MANIFEST, runFailed, type RunReport, type UserSuite} from './results.js'
 import {BUILTIN, TestRun, type TestRunOptions} from './testrun.js'
 import {loadUserSuite, userSuite} from './usersuite.js'
-import {checkUpstreamSpecs, upstreamSuite, upstreamSuiteNamed, upstreamTopology} from './upstream.js'
+import {checkUpstreamSpecs, upstreamSuite, upstreamSuiteNamed, upstreamTopology, type UpstreamSuite} from './upstream.js'
 import {DEFAULT_MEM} from '../lab/request.js'
 
 export type {TestRunOptions} from './testrun.js'
@@ -39,10 +39,10 @@ export async function runTests(options: TestRunOptions): Promise<RunReport> {
   if (options.filesystems.length === 0) throw usageError('no filesystem to test', 'give --fs ext4, xfs or ext4,xfs')
   const lab = upstreamTopology(options.topology, upstreamSuites, DEFAULT_MEM)
   if (lab.chosen) log.info(`no pmem devices named: the lab for ${upstreamSuites.map((s) => s.name).join(' and ')} is ${lab.chosen}`)
-  return execute(new TestRun({...options, topology: lab.topology}, userSuites, upstreamSuites))
+  return execute(new TestRun({...options, topology: lab.topology}, userSuites, upstreamSuites), upstreamSuites)
 }
 
-async function execute(testRun: TestRun): Promise<RunReport> {
+async function execute(testRun: TestRun, upstreamSuites: UpstreamSuite[]): Promise<RunReport> {
   let error: PmemlabError | undefined
   let kept: RunReport['kept']
   try {
@@ -66,7 +66,7 @@ async function execute(testRun: TestRun): Promise<RunReport> {
       if (testRun.builtin) await builtinSuite(testRun, devices)
       for (const suite of testRun.userSuites) await userSuite(testRun, suite, devices)
       // They reshape the namespaces as they go: after the suites that use them as booted.
-      for (const suite of testRun.upstreamSuites) await upstreamSuite(testRun, suite)
+      for (const suite of upstreamSuites) await upstreamSuite(testRun, suite)
       if (testRun.powerLoss) await powerLossCase(testRun, devices)
     }
     kept = await testRun.finish()

@@ -34,7 +34,6 @@ import {
   type UserSuite,
 } from './results.js'
 import {failing, looksLikeTap, TapParser, type TapAssert, type TapDocument} from './tap.js'
-import type {UpstreamSuite} from './upstream.js'
 import {BUILTIN} from './names.js'
 
 export interface TestRunOptions extends LabRequest {
@@ -121,7 +120,8 @@ export class TestRun {
   constructor(
     readonly options: TestRunOptions,
     readonly userSuites: UserSuite[],
-    readonly upstreamSuites: UpstreamSuite[] = [],
+    /** The upstream suites of the run (upstream.ts): named here for the report only. */
+    upstreamSuites: ReadonlyArray<{name: string; root: string}> = [],
   ) {
     this.topology = options.topology
     this.builtin = options.suites.includes(BUILTIN)
