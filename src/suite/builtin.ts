@@ -1,7 +1,7 @@
 /**
  * The built-in suite of `pmemlab test`. On every device and filesystem: prepare (fsdax, mkfs,
  * mount -o dax), prove DAX from inside the guest (pmemlab-dax-check: mount options, statx,
- * MAP_SYNC; pmemlab-libpmem: is_pmem), exercise libpmemobj and pmempool, unmount; device DAX on
+ * MAP_SYNC; pmemlab-pmd-check: huge-page faults; pmemlab-libpmem: is_pmem), exercise libpmemobj and pmempool, unmount; device DAX on
  * every NVDIMM; and the root disk as the control that is not DAX.
  */
 import {selected, testId, type Filesystem, type TestResult} from './results.js'
@@ -14,6 +14,7 @@ export async function builtinSuite(testRun: TestRun, devices: GuestDevice[]): Pr
   // The control: the root disk is ext4 without DAX.
   const control = 'control/rootfs'
   if (sel(control, 'dax-check')) await testRun.step(control, 'dax-check', ['pmemlab-dax-check', '--expect', 'nodax', '/var/tmp'], 'tests')
+  if (sel(control, 'pmd')) await testRun.step(control, 'pmd', ['pmemlab-pmd-check', '--expect', 'nopmd', '/var/tmp'], 'tests')
   if (sel(control, 'libpmem')) await testRun.step(control, 'libpmem', ['pmemlab-libpmem', '--expect', 'nopmem', '/var/tmp'], 'tests')
 
   for (const device of devices) {
@@ -34,7 +35,7 @@ export async function builtinSuite(testRun: TestRun, devices: GuestDevice[]): Pr
 
 async function filesystemGroup(testRun: TestRun, device: GuestDevice, fs: Filesystem, sel: (group: string, step: string) => boolean): Promise<void> {
   const group = `${deviceName(device)}/${fs}`
-  const steps = ['dax-check', 'libpmem', 'pmemobj', 'pmempool'].filter((step) => sel(group, step))
+  const steps = ['dax-check', 'pmd', 'libpmem', 'pmemobj', 'pmempool'].filter((step) => sel(group, step))
   if (steps.length === 0 && !sel(group, 'prepare')) return
   const dir = mountDir(device, fs)
   const prepared = await testRun.step(group, 'prepare', prepareCommand(device, fs, dir, testRun.options.rawNamespaces), 'prepare')
@@ -46,6 +47,8 @@ async function filesystemGroup(testRun: TestRun, device: GuestDevice, fs: Filesy
   const sync = device.kind !== 'virtio-pmem'
   const daxResults: TestResult[] = []
   if (steps.includes('dax-check')) daxResults.push(...(await testRun.step(group, 'dax-check', ['pmemlab-dax-check', '--expect', sync ? 'dax' : 'dax-nosync', dir], 'tests')).tests)
+  // Huge pages: 2 MiB-aligned touches of a DAX file are PMD faults, not 512 4 KiB ones each.
+  if (steps.includes('pmd')) daxResults.push(...(await testRun.step(group, 'pmd', ['pmemlab-pmd-check', '--expect', 'pmd', dir], 'tests')).tests)
   if (steps.includes('libpmem')) daxResults.push(...(await testRun.step(group, 'libpmem', ['pmemlab-libpmem', '--expect', sync ? 'pmem' : 'nopmem', dir], 'tests')).tests)
   if (daxResults.some((t) => t.status === 'fail')) await explainNoDax(testRun, dir, daxResults)
   let pool = false

@@ -108,6 +108,7 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
       ['lab', /^the guest sees every persistent-memory device of the lab$/],
       ['control/rootfs', /^mmap MAP_SHARED_VALIDATE\|MAP_SYNC fails with EOPNOTSUPP/],
       ['control/rootfs', /^pmem_map_file reports is_pmem=0/],
+      ['control/rootfs', /^4 touches in \/var\/tmp mapped no huge page of device memory/],
       ['devdax/nvdimm0', /^libpmem reports is_pmem=1 for device DAX$/],
       ['devdax/nvdimm0', /^data persisted with pmem_memcpy_persist reads back after a new mapping/],
       ['power-loss/nvdimm0', /^a transaction is open .* waiting for the power cut$/],
@@ -128,6 +129,9 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
           [group, /^mount options of .* include dax$/],
           [group, /^statx reports STATX_ATTR_DAX/],
           [group, /^mmap MAP_SHARED_VALIDATE\|MAP_SYNC succeeds/],
+          // Issue 13: huge-page faults, seen in pagemap and traced by the distro kernel's fs_dax events.
+          [group, /^4 touches in .* mapped 4 huge pages of device memory \(pagemap\)$/],
+          [group, /^the kernel traced 4 dax_pmd_fault_done NOPAGE events/],
           [group, /^pmem_map_file reports is_pmem=1/],
           [group, /^a committed transaction keeps its change$/],
           [group, /^an aborted transaction rolls back its stores and its allocation$/],
@@ -312,6 +316,12 @@ describe('pmemlab test', {timeout: 1_200_000}, () => {
     assert.equal(mapSync?.status, 'fail')
     const isPmem = builtin.find((t) => t.group === 'nvdimm0/xfs' && t.name.startsWith('pmem_map_file reports is_pmem=1'))
     assert.equal(isPmem?.status, 'fail')
+    // Issue 13's control: on a mount that is not DAX the huge-page check fails, by both witnesses.
+    const pmd = builtin.find((t) => t.group === 'nvdimm0/xfs' && /mapped 4 huge pages of device memory/.test(t.name))
+    assert.equal(pmd?.status, 'fail', JSON.stringify(pmd))
+    assert.match(pmd?.message ?? '', /the file is not on DAX/)
+    const traced = builtin.find((t) => t.group === 'nvdimm0/xfs' && /dax_pmd_fault_done NOPAGE events/.test(t.name))
+    assert.equal(traced?.status, 'fail', 'the distro kernel has the fs_dax trace events: none fired')
     // ext4 refuses to mount with dax on a raw namespace: the preparation fails, saying why.
     const mount = builtin.find((t) => t.group === 'nvdimm0/ext4' && t.name === 'mount -t ext4 -o dax')
     assert.equal(mount?.status, 'fail')
