@@ -28,7 +28,7 @@ export interface UpstreamTest {
 }
 
 /** Kernel features some upstream tests use, which pmemlab's default kernel config leaves out. */
-export type KernelFeature = 'fs_dax trace events' | 'device-mapper'
+export type KernelFeature = 'fs_dax trace events' | 'device-mapper' | 'memory-failure'
 
 /**
  * A guest shell script printing the name of each feature the running kernel has. tracefs is
@@ -40,12 +40,14 @@ export const FEATURE_PROBE = [
   '[ -d $t/events/fs_dax ] && echo "fs_dax trace events"',
   'grep -qw device-mapper /proc/misc || modprobe dm_mod 2>/dev/null',
   'grep -qw device-mapper /proc/misc && echo device-mapper',
+  '[ -e /sys/devices/system/memory/soft_offline_page ] && echo memory-failure',
   'true',
 ].join('\n')
 
 const FEATURE_FIX: Record<KernelFeature, string> = {
   'fs_dax trace events': 'the kernel has no fs_dax trace events (CONFIG_FTRACE, CONFIG_EVENT_TRACING)',
   'device-mapper': 'the kernel has no device-mapper (CONFIG_BLK_DEV_DM)',
+  'memory-failure': 'the kernel cannot soft-offline pages (CONFIG_MEMORY_FAILURE)',
 }
 
 /** Why a test cannot run on a kernel with FEATURES, or nothing. */
@@ -85,7 +87,7 @@ export const NDCTL: UpstreamSuite = {
     {name: 'dax-ext4.sh', kind: 'script', needs: 'memmap', requires: ['fs_dax trace events']},
     {name: 'dax-xfs.sh', kind: 'script', needs: 'memmap', requires: ['fs_dax trace events']},
     {name: 'align.sh', kind: 'script', needs: 'nvdimm-labels'},
-    {name: 'device-dax', kind: 'program', needs: 'memmap'},
+    {name: 'device-dax', kind: 'program', needs: 'memmap', requires: ['memory-failure']},
     {name: 'daxctl-devices.sh', kind: 'script', needs: 'nvdimm-labels'},
     {name: 'dm.sh', kind: 'script', needs: 'nvdimm-labels', requires: ['device-mapper']},
     {name: 'mmap.sh', kind: 'script', needs: 'memmap'},

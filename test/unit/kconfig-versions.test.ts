@@ -230,7 +230,7 @@ describe('the checked-in fragments across versions', () => {
       ['kernel-configs/ndctl.config', false],
     ])
     const merged = fragmentsForVersion(loaded, '6.1.192').merged.options
-    for (const option of ['FTRACE', 'EVENT_TRACING', 'BLK_DEV_DM', 'FS_DAX']) assert.equal(merged.get(option)?.value, 'y', option)
+    for (const option of ['FTRACE', 'EVENT_TRACING', 'BLK_DEV_DM', 'MEMORY_FAILURE', 'FS_DAX']) assert.equal(merged.get(option)?.value, 'y', option)
     // pmem is applied anyway, and a word naming no checked-in fragment is read as a file.
     await assert.rejects(loadFragments({configs: ['pmem']}), usage(/cannot read the fragment pmem/))
     await assert.rejects(loadFragments({configs: ['no-such-fragment']}), usage(/cannot read the fragment no-such-fragment/))

@@ -26,10 +26,11 @@ test('ndctl tests run where their device is, and say which flag gives it where i
 
 test('tests that need trace events or device-mapper skip on a kernel without them, naming the fragment', () => {
   const test = (name: string) => NDCTL.tests.find((t) => t.name === name)!
-  const all = new Set(['fs_dax trace events', 'device-mapper'])
+  const all = new Set(['fs_dax trace events', 'device-mapper', 'memory-failure'])
   for (const t of NDCTL.tests) assert.equal(missingFeature(t, all), undefined, t.name)
   assert.match(missingFeature(test('dax-ext4.sh'), new Set(['device-mapper'])) ?? '', /no fs_dax trace events \(CONFIG_FTRACE, CONFIG_EVENT_TRACING\): build it with pmemlab kernel build --config ndctl/)
   assert.match(missingFeature(test('dm.sh'), new Set()) ?? '', /no device-mapper \(CONFIG_BLK_DEV_DM\)/)
+  assert.match(missingFeature(test('device-dax'), new Set()) ?? '', /cannot soft-offline pages \(CONFIG_MEMORY_FAILURE\)/)
   assert.equal(missingFeature(test('align.sh'), new Set()), undefined)
 })
 
