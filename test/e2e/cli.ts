@@ -110,3 +110,18 @@ export interface MatrixCellJson {
   attempts: Array<{verdict: string; command?: string[]; boot?: {cells: string[]; command: string[]}}>
   artifacts: Record<string, string>
 }
+
+/** The parts of `pmemlab test --json` the upstream-suite tests read. */
+export interface UpstreamReport {
+  ok: boolean
+  exitCode: number
+  summary: {total: number; passed: number; failed: number; skipped: number; timedOut: number; errors: number}
+  suites: Array<{name: string; kind: string; tests: Array<{id: string; group: string; name: string; status: string; message?: string; details?: string[]}>}>
+}
+
+/** The ndctl suite's tests, and a line per test that did not pass (for assertion messages). */
+export function ndctlTests(report: UpstreamReport) {
+  const tests = report.suites.find((s) => s.name === 'ndctl')?.tests ?? []
+  const notPassed = tests.filter((t) => t.status !== 'pass').map((t) => `${t.id}: ${t.status}: ${t.message ?? ''} ${(t.details ?? []).join(' | ')}`)
+  return {tests, notPassed: notPassed.join('\n')}
+}

@@ -4,7 +4,8 @@ import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
-import {LIST_PMEM, makeLab, parsePmemList, type Lab} from './cli.js'
+import {LIST_PMEM, makeLab, ndctlTests, parsePmemList, type Lab, type UpstreamReport} from './cli.js'
+import {NDCTL} from '../../src/suite/upstream.js'
 
 /**
  * Kernels built from kernel-configs/ in a real lab: the pmem options are in the running kernel,
@@ -60,6 +61,27 @@ describe('built kernels in the lab', {timeout: 3_600_000, skip: existsSync(TARBA
     assert.equal(report.ok, true)
     assert.equal(report.summary.failed, 0)
     assert.ok(report.summary.passed > 50, `${report.summary.passed} passed`)
+  })
+
+  test('ndctl\'s tests on built kernels: without --config ndctl the ones that need its options skip, naming it; with it they pass', async () => {
+    // The default fragments leave out tracing, device-mapper, memory failure and kmem.
+    const bare = await lab.pmemlab(['test', '--suite', 'ndctl', '--kernel', key, '--filter', 'ndctl/memmap/dax-ext4.sh', '--filter', 'ndctl/nvdimm/dm.sh', '--filter', 'ndctl/memmap/device-dax', '--json'])
+    assert.equal(bare.exitCode, 0, bare.stderr.split('\n').slice(-20).join('\n'))
+    const skipped = ndctlTests(JSON.parse(bare.stdout) as UpstreamReport).tests
+    assert.deepEqual(skipped.map((t) => [t.name, t.status]), [['dax-ext4.sh', 'skip'], ['device-dax', 'skip'], ['dm.sh', 'skip']])
+    for (const t of skipped) assert.match(t.message ?? '', /: build it with pmemlab kernel build --config ndctl$/, t.name)
+
+    const built = await lab.pmemlab(['kernel', 'build', '--source', TARBALL, '--config', 'ndctl', '--json'], {timeout: 1_800_000})
+    assert.equal(built.exitCode, 0, built.stderr)
+    const ndctlKey = (JSON.parse(built.stdout) as {key: string}).key
+    assert.notEqual(ndctlKey, key)
+    // mmap.sh alone takes about 4 minutes under TCG: upstream.test.ts runs it on the distro kernel.
+    const run = await lab.pmemlab(['test', '--suite', 'ndctl', '--kernel', ndctlKey, '--filter', '!ndctl/memmap/mmap.sh', '--json'], {timeout: 1_500_000})
+    const report = JSON.parse(run.stdout) as UpstreamReport
+    const {tests, notPassed} = ndctlTests(report)
+    assert.deepEqual(tests.map((t) => t.name), NDCTL.tests.map((t) => t.name).filter((name) => name !== 'mmap.sh'))
+    assert.equal(notPassed, '')
+    assert.equal(run.exitCode, 0, run.stderr.split('\n').slice(-30).join('\n'))
   })
 
   test('a patched kernel without CONFIG_FS_DAX: a miss for the patch, a hit for the same patch again, the patch in the running kernel, and the suite fails saying why', async () => {

@@ -4,27 +4,13 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 import {NDCTL} from '../../src/suite/upstream.js'
-import {makeLab, type Lab} from './cli.js'
+import {makeLab, ndctlTests, type Lab, type UpstreamReport} from './cli.js'
 
 /**
  * Issue 13: ndctl's own tests, built into the image from Debian's ndctl source, run in a lab on
  * the distro kernel (the built kernel's run is in pmem-kernels.test.ts). Every test of the subset
  * must pass here: a failure is a real regression of ndctl, the kernel or the lab.
  */
-
-export interface UpstreamReport {
-  ok: boolean
-  exitCode: number
-  summary: {total: number; passed: number; failed: number; skipped: number; timedOut: number; errors: number}
-  suites: Array<{name: string; kind: string; tests: Array<{id: string; group: string; name: string; status: string; message?: string; details?: string[]}>}>
-}
-
-/** The ndctl suite's tests, and a line per test that did not pass (for assertion messages). */
-export function ndctlTests(report: UpstreamReport) {
-  const tests = report.suites.find((s) => s.name === 'ndctl')?.tests ?? []
-  const notPassed = tests.filter((t) => t.status !== 'pass').map((t) => `${t.id}: ${t.status}: ${t.message ?? ''} ${(t.details ?? []).join(' | ')}`)
-  return {tests, notPassed: notPassed.join('\n')}
-}
 
 describe('pmemlab test --suite ndctl', {timeout: 1_800_000}, () => {
   let lab: Lab
@@ -44,7 +30,7 @@ describe('pmemlab test --suite ndctl', {timeout: 1_800_000}, () => {
     const run = await lab.pmemlab(['test', '--suite', 'ndctl', '--kernel', 'distro', '--json', '--junit', junitFile], {timeout: 1_500_000})
     const report = JSON.parse(run.stdout) as UpstreamReport
     const {tests, notPassed} = ndctlTests(report)
-    assert.match(run.stderr, /the lab for ndctl is --memmap 2G --nvdimm 8G,labels --mem 2G/)
+    assert.match(run.stderr, /the lab for ndctl is --memmap 4G --nvdimm 8G,labels --mem 2G/)
     assert.deepEqual(tests.map((t) => t.name), NDCTL.tests.map((t) => t.name), 'every test of the subset ran, in order')
     assert.equal(notPassed, '')
     assert.equal(run.exitCode, 0, run.stderr.split('\n').slice(-30).join('\n'))

@@ -43,8 +43,8 @@ test('--filter selects ndctl tests by suite/group/name', () => {
 test('the lab for ndctl is chosen only when the user named no pmem device', () => {
   const none = {machine: 'pc' as const, mem: DEFAULT_MEM, memmap: [], nvdimm: [], virtioPmem: []}
   const chosen = upstreamTopology(none, [NDCTL], DEFAULT_MEM)
-  assert.deepEqual([chosen.topology.memmap, chosen.topology.nvdimm, chosen.topology.mem], [['2G'], ['8G,labels'], '2G'])
-  assert.equal(chosen.chosen, '--memmap 2G --nvdimm 8G,labels --mem 2G')
+  assert.deepEqual([chosen.topology.memmap, chosen.topology.nvdimm, chosen.topology.mem], [['4G'], ['8G,labels'], '2G'])
+  assert.equal(chosen.chosen, '--memmap 4G --nvdimm 8G,labels --mem 2G')
   // The user's --mem stays when given.
   assert.equal(upstreamTopology({...none, mem: '4G'}, [NDCTL], DEFAULT_MEM).topology.mem, '4G')
   const mine = {...none, nvdimm: ['1G']}
