@@ -283,7 +283,7 @@ const UPSTREAM_DIR = 'upstream'
 
 /**
  * The upstream tarballs the recipe pins, from the mirror's pool into downloads/ (kept verified
- * there for the next build, or for an air-gapped one), then linked into the build directory.
+ * there for the next build, or for an air-gapped one), then copied into the build directory.
  */
 async function stageUpstream(dir: string, build: RecipeBuild, mirror: string, signal?: AbortSignal): Promise<void> {
   if (build.upstream.length === 0) return

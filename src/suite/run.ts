@@ -15,9 +15,10 @@ import {builtinSuite} from './builtin.js'
 import {inventory} from './devices.js'
 import {powerLossCase, useOwnedNvdimmFile} from './powerloss.js'
 import {MANIFEST, runFailed, type RunReport, type UserSuite} from './results.js'
-import {BUILTIN, TestRun, type TestRunOptions} from './testrun.js'
+import {TestRun, type TestRunOptions} from './testrun.js'
 import {loadUserSuite, userSuite} from './usersuite.js'
-import {checkUpstreamSpecs, upstreamSuite, upstreamSuiteNamed, upstreamTopology, type UpstreamSuite} from './upstream.js'
+import {checkUpstreamSpecs, upstreamSuite, upstreamTopology, type UpstreamSuite} from './upstream.js'
+import {isNamedSuite} from './names.js'
 import {DEFAULT_MEM} from '../lab/request.js'
 
 export type {TestRunOptions} from './testrun.js'
@@ -30,10 +31,10 @@ export async function runTests(options: TestRunOptions): Promise<RunReport> {
   const upstreamSuites = checkUpstreamSpecs(options.suites)
   const userSuites: UserSuite[] = []
   for (const spec of options.suites) {
-    if (spec === BUILTIN || upstreamSuiteNamed(spec)) continue
+    if (isNamedSuite(spec)) continue
     const suite = await loadUserSuite(spec, options.timeoutSec)
     if (userSuites.some((s) => s.name === suite.name)) throw usageError(`two user suites are named ${suite.name}`, `rename one in its ${MANIFEST}`)
-    if (suite.name === BUILTIN || upstreamSuiteNamed(suite.name)) throw usageError(`the user suite in ${suite.dir} is named ${suite.name}, like pmemlab's own suite`, `rename it in its ${MANIFEST}`)
+    if (isNamedSuite(suite.name)) throw usageError(`the user suite in ${suite.dir} is named ${suite.name}, like pmemlab's own suite`, `rename it in its ${MANIFEST}`)
     userSuites.push(suite)
   }
   if (options.filesystems.length === 0) throw usageError('no filesystem to test', 'give --fs ext4, xfs or ext4,xfs')

@@ -8,7 +8,7 @@
  * are the ones that look for a memmap range (provider e820) or for a QEMU NVDIMM with a label
  * area (provider ACPI.NFIT); the others skip themselves, and are not listed here.
  */
-import {ExitCode, PmemlabError} from '../core/errors.js'
+import {usageError} from '../core/errors.js'
 import type {TopologyFlags} from '../lab/request.js'
 import type {VmDevice} from '../lab/state.js'
 import {selected, testId} from './results.js'
@@ -211,6 +211,6 @@ async function probeGuest(testRun: TestRun, suite: UpstreamSuite, scratch: strin
 export function checkUpstreamSpecs(specs: readonly string[]): UpstreamSuite[] {
   const suites = specs.map(upstreamSuiteNamed).filter((s): s is UpstreamSuite => s !== undefined)
   const twice = suites.find((s, i) => suites.indexOf(s) !== i)
-  if (twice) throw new PmemlabError(`--suite ${twice.name} is given twice`, ExitCode.usage, 'name each suite once')
+  if (twice) throw usageError(`--suite ${twice.name} is given twice`, 'name each suite once')
   return suites
 }
